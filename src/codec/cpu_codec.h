@@ -1,0 +1,86 @@
+// The CPU reference codec: encode a buffer into one payload, decode or
+// decode-accumulate payloads. The CUDA codec (kernels/) produces the same
+// bytes for the same input, table and draw key.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "codec/payload_format.h"
+#include "core/method.h"
+#include "core/result.h"
+
+namespace qccl {
+
+// Everything that determines a payload besides the input values.
+struct EncodeSpec {
+  Method method = Method::kQsgd;
+  int bits = 3;
+  uint32_t bucket_size = 8192;
+  NormKind norm = NormKind::kL2;
+  const float* levels = nullptr;  // quantising methods: the table (validated)
+  int num_levels = 0;
+  uint32_t table_version = 0;
+  uint64_t seed = 0;
+  uint32_t rank = 0;    // < 2^24
+  uint32_t stream = 0;  // < 256
+  uint32_t step = 0;
+  uint64_t index_base = 0;  // global index of element 0 of this buffer
+};
+
+// Histogram of |r| used by the non-parametric model (ALGORITHMS.md §3):
+// bin = floor(sqrt(|r|) * kHistBins), so bins are finer near 0 where
+// normalised gradients live; each coordinate adds n_b^2.
+constexpr int kHistBins = 128;
+
+// Per-bucket sufficient statistics (ALGORITHMS.md §3), produced by encode.
+struct BucketStats {
+  float norm = 0;
+  float sum_r = 0;
+  float sum_r2 = 0;
+  uint32_t count = 0;
+};
+
+struct EncodeStats {
+  std::vector<BucketStats> buckets;
+  double hist[kHistBins] = {};  // weighted by norm^2, summed over buckets
+};
+
+// Bytes of the payload for `count` elements.
+uint64_t payload_bytes(const EncodeSpec& spec, uint64_t count);
+
+// Encodes `count` elements of `dtype` at `in` into `out` (capacity bytes).
+// `stats`, if not null, receives the sufficient statistics (appended).
+Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& spec, void* out,
+              uint64_t capacity, EncodeStats* stats);
+
+// A payload that passed validation.
+struct PayloadView {
+  PayloadHeader header;
+  const float* table = nullptr;
+  const float* norms = nullptr;
+  const uint32_t* symbols = nullptr;
+  const unsigned char* body = nullptr;  // casts
+};
+
+// Checks magic, version, sizes, checksum and table. `expected_count` is the
+// element count the caller expects (UINT64_MAX: any). Never reads outside
+// [payload, payload + bytes).
+Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_count,
+                        PayloadView* view);
+
+// out[i] = decoded value (float32).
+Result decode(const void* payload, uint64_t bytes, uint64_t expected_count, float* out);
+// acc[i] += decoded value.
+Result decode_accumulate(const void* payload, uint64_t bytes, uint64_t expected_count, float* acc);
+
+// Stamp the checksum into a header whose table follows it (used by encode
+// and by tests that craft payloads).
+uint32_t payload_checksum(const PayloadHeader& header, const float* table);
+
+// Converts float32 to the output dtype (round to nearest even).
+void cast_from_float(const float* in, uint64_t count, DataType dtype, void* out);
+void cast_to_float(const void* in, uint64_t count, DataType dtype, float* out);
+
+}  // namespace qccl

@@ -1,0 +1,58 @@
+// Method, norm, algorithm and dtype vocabulary shared by every layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "qccl/qccl.h"
+
+namespace qccl {
+
+enum class Method : uint8_t {
+  kNone = qcclMethodNone,
+  kFp16 = qcclMethodFp16,
+  kBf16 = qcclMethodBf16,
+  kQsgd = qcclMethodQsgd,
+  kQsgdInf = qcclMethodQsgdInf,
+  kNuqsgd = qcclMethodNuqsgd,
+  kTrn = qcclMethodTrn,
+  kAlq = qcclMethodAlq,
+  kAlqN = qcclMethodAlqN,
+  kAmq = qcclMethodAmq,
+  kAmqN = qcclMethodAmqN,
+  kDqsgd = qcclMethodDqsgd,
+};
+constexpr int kNumMethods = qcclNumMethods;
+
+enum class NormKind : uint8_t { kL2 = 0, kLinf = 1 };
+enum class Algo : uint8_t { kAuto = 0, kAllgather = 1, kSra = 2 };
+enum class DataType : uint8_t {
+  kFloat32 = qcclFloat32,
+  kFloat16 = qcclFloat16,
+  kBfloat16 = qcclBfloat16
+};
+
+const char* method_name(Method m);
+bool parse_method(const std::string& text, Method* out);
+const char* norm_name(NormKind n);
+const char* algo_name(Algo a);
+const char* dtype_name(DataType t);
+bool valid_dtype(int t);
+
+inline size_t dtype_size(DataType t) { return t == DataType::kFloat32 ? 4 : 2; }
+
+// Methods that send symbols over a level table (as opposed to casts / none).
+inline bool is_quantizing(Method m) {
+  return m != Method::kNone && m != Method::kFp16 && m != Method::kBf16;
+}
+// Methods whose table is fitted by adapt/ (ALGORITHMS.md §3–4).
+inline bool is_adaptive(Method m) {
+  return m == Method::kAlq || m == Method::kAlqN || m == Method::kAmq || m == Method::kAmqN;
+}
+// The norm a method uses when QCCL_NORM is "auto" (ALGORITHMS.md §2).
+inline NormKind default_norm(Method m) {
+  return (m == Method::kQsgdInf || m == Method::kTrn) ? NormKind::kLinf : NormKind::kL2;
+}
+
+}  // namespace qccl

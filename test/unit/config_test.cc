@@ -1,0 +1,160 @@
+// Configuration: defaults, environment, overrides, and one clear error per
+// bad value naming the variable, the value and what is allowed.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "core/config.h"
+
+namespace qccl {
+namespace {
+
+std::map<std::string, std::string>* g_env = nullptr;
+const char* FakeEnv(const char* name) {
+  auto it = g_env->find(name);
+  return it == g_env->end() ? nullptr : it->second.c_str();
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override { g_env = &env_; }
+  Result Resolve(const qcclConfig_t* overrides = nullptr) {
+    return resolve_config(overrides, &FakeEnv, &config_);
+  }
+  std::map<std::string, std::string> env_;
+  Config config_;
+};
+
+TEST_F(ConfigTest, DefaultsFollowTheDesign) {
+  ASSERT_EQ(Resolve(), qcclSuccess);
+  EXPECT_EQ(config_.method, Method::kAlq);
+  EXPECT_EQ(config_.bits, 3);
+  EXPECT_EQ(config_.bucket_size, 8192u);
+  EXPECT_EQ(config_.algo, Algo::kAuto);
+  EXPECT_EQ(config_.min_compress_bytes, 65536u);
+  EXPECT_EQ(config_.seed, 0u);
+  EXPECT_EQ(config_.update_steps, (std::vector<uint64_t>{0, 100, 2000}));
+  EXPECT_EQ(config_.update_every, 10000u);
+  EXPECT_FALSE(config_.error_feedback);
+  EXPECT_EQ(config_.fusion_threshold, 64ull << 20);
+  EXPECT_DOUBLE_EQ(config_.cycle_time_ms, 1.0);
+  EXPECT_EQ(config_.debug, log::Level::kWarn);
+  EXPECT_DOUBLE_EQ(config_.timeout_s, 300.0);
+  EXPECT_EQ(config_.effective_norm(), NormKind::kL2);
+}
+
+TEST_F(ConfigTest, EnvironmentValuesAreParsed) {
+  env_ = {{"QCCL_METHOD", "qsgdinf"}, {"QCCL_BITS", "4"},       {"QCCL_BUCKET_SIZE", "1024"},
+          {"QCCL_ALGO", "sra"},       {"QCCL_SEED", "42"},      {"QCCL_UPDATE_STEPS", "5,10"},
+          {"QCCL_UPDATE_EVERY", "0"}, {"QCCL_FUSION_THRESHOLD", "8M"},
+          {"QCCL_MIN_COMPRESS_BYTES", "1K"}, {"QCCL_DEBUG", "info"}, {"QCCL_TIMEOUT_S", "2.5"},
+          {"QCCL_ERROR_FEEDBACK", "1"}, {"QCCL_TIMELINE", "/tmp/t.json"}};
+  ASSERT_EQ(Resolve(), qcclSuccess) << thread_last_error();
+  EXPECT_EQ(config_.method, Method::kQsgdInf);
+  EXPECT_EQ(config_.effective_norm(), NormKind::kLinf);
+  EXPECT_EQ(config_.bits, 4);
+  EXPECT_EQ(config_.bucket_size, 1024u);
+  EXPECT_EQ(config_.algo, Algo::kSra);
+  EXPECT_EQ(config_.seed, 42u);
+  EXPECT_EQ(config_.update_steps, (std::vector<uint64_t>{5, 10}));
+  EXPECT_EQ(config_.update_every, 0u);
+  EXPECT_EQ(config_.fusion_threshold, 8ull << 20);
+  EXPECT_EQ(config_.min_compress_bytes, 1024u);
+  EXPECT_EQ(config_.debug, log::Level::kInfo);
+  EXPECT_DOUBLE_EQ(config_.timeout_s, 2.5);
+  EXPECT_TRUE(config_.error_feedback);
+  EXPECT_EQ(config_.timeline, "/tmp/t.json");
+}
+
+TEST_F(ConfigTest, OverridesBeatTheEnvironment) {
+  env_ = {{"QCCL_BITS", "4"}, {"QCCL_METHOD", "qsgd"}};
+  qcclConfig_t overrides = QCCL_CONFIG_INITIALIZER;
+  overrides.bits = "2";
+  ASSERT_EQ(Resolve(&overrides), qcclSuccess);
+  EXPECT_EQ(config_.bits, 2);
+  EXPECT_EQ(config_.method, Method::kQsgd);
+}
+
+TEST_F(ConfigTest, OverrideWithWrongSizeIsRejected) {
+  qcclConfig_t overrides = QCCL_CONFIG_INITIALIZER;
+  overrides.size = 3;
+  EXPECT_EQ(Resolve(&overrides), qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("QCCL_CONFIG_INITIALIZER"), std::string::npos);
+}
+
+struct BadValue {
+  const char* name;
+  const char* value;
+};
+
+class ConfigBadValueTest : public ConfigTest, public ::testing::WithParamInterface<BadValue> {};
+
+TEST_P(ConfigBadValueTest, ErrorNamesVariableValueAndAllowed) {
+  env_ = {{GetParam().name, GetParam().value}};
+  ASSERT_EQ(Resolve(), qcclInvalidArgument);
+  const std::string& msg = thread_last_error();
+  EXPECT_NE(msg.find(GetParam().name), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::string("'") + GetParam().value + "'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("must be"), std::string::npos) << msg;
+}
+
+TEST_P(ConfigBadValueTest, SameErrorThroughTheOverrideStruct) {
+  qcclConfig_t overrides = QCCL_CONFIG_INITIALIZER;
+  // Point the matching override field at the bad value.
+  const std::map<std::string, const char* qcclConfig_t::*> fields = {
+      {"QCCL_METHOD", &qcclConfig_t::method},
+      {"QCCL_BITS", &qcclConfig_t::bits},
+      {"QCCL_BUCKET_SIZE", &qcclConfig_t::bucketSize},
+      {"QCCL_NORM", &qcclConfig_t::norm},
+      {"QCCL_ALGO", &qcclConfig_t::algo},
+      {"QCCL_MIN_COMPRESS_BYTES", &qcclConfig_t::minCompressBytes},
+      {"QCCL_SEED", &qcclConfig_t::seed},
+      {"QCCL_UPDATE_STEPS", &qcclConfig_t::updateSteps},
+      {"QCCL_UPDATE_EVERY", &qcclConfig_t::updateEvery},
+      {"QCCL_MODEL", &qcclConfig_t::model},
+      {"QCCL_ERROR_FEEDBACK", &qcclConfig_t::errorFeedback},
+      {"QCCL_FUSION_THRESHOLD", &qcclConfig_t::fusionThreshold},
+      {"QCCL_CYCLE_TIME_MS", &qcclConfig_t::cycleTimeMs},
+      {"QCCL_DEBUG", &qcclConfig_t::debug},
+      {"QCCL_TIMEOUT_S", &qcclConfig_t::timeoutS}};
+  overrides.*(fields.at(GetParam().name)) = GetParam().value;
+  ASSERT_EQ(Resolve(&overrides), qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find(GetParam().name), std::string::npos);
+  EXPECT_NE(thread_last_error().find("config override"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryVariable, ConfigBadValueTest,
+    ::testing::Values(BadValue{"QCCL_METHOD", "zip"}, BadValue{"QCCL_BITS", "12"},
+                      BadValue{"QCCL_BITS", "0"}, BadValue{"QCCL_BITS", "3x"},
+                      BadValue{"QCCL_BUCKET_SIZE", "100"}, BadValue{"QCCL_BUCKET_SIZE", "-64"},
+                      BadValue{"QCCL_NORM", "l1"}, BadValue{"QCCL_ALGO", "ring"},
+                      BadValue{"QCCL_MIN_COMPRESS_BYTES", "12Q"}, BadValue{"QCCL_SEED", "-1"},
+                      BadValue{"QCCL_UPDATE_STEPS", "100,5"}, BadValue{"QCCL_UPDATE_STEPS", "a,b"},
+                      BadValue{"QCCL_UPDATE_EVERY", "often"}, BadValue{"QCCL_MODEL", "gauss"},
+                      BadValue{"QCCL_ERROR_FEEDBACK", "yes please"},
+                      BadValue{"QCCL_FUSION_THRESHOLD", "0"}, BadValue{"QCCL_CYCLE_TIME_MS", "-1"},
+                      BadValue{"QCCL_DEBUG", "LOUD"}, BadValue{"QCCL_TIMEOUT_S", "0"},
+                      BadValue{"QCCL_TIMEOUT_S", "nan"}));
+
+TEST_F(ConfigTest, TernGradNeedsTwoBits) {
+  env_ = {{"QCCL_METHOD", "trn"}, {"QCCL_BITS", "1"}};
+  EXPECT_EQ(Resolve(), qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("trn"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ModelOnlyForAdaptiveMethods) {
+  env_ = {{"QCCL_METHOD", "qsgd"}, {"QCCL_MODEL", "histogram"}};
+  EXPECT_EQ(Resolve(), qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("QCCL_MODEL"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DescribeListsEveryParameter) {
+  ASSERT_EQ(Resolve(), qcclSuccess);
+  const std::string text = describe_config(config_);
+  for (const ParamInfo& p : config_params()) EXPECT_NE(text.find(p.name), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qccl
