@@ -24,7 +24,7 @@ struct BucketScratch {
   void reserve(uint32_t bucket) {
     if (values.size() < bucket) {
       values.resize(bucket);
-      draws.resize(bucket + 8);
+      draws.resize(bucket + 40);
       symbols.resize(bucket + kGroupSize);
     }
   }
@@ -54,19 +54,27 @@ void load_float(const void* in, DataType dtype, uint64_t offset, uint32_t n, flo
 
 }  // namespace
 
-// The bucket norm in the canonical order of quantize_math.h.
-float bucket_norm_reference(const float* x, uint32_t n, NormKind kind) {
-  float linf = 0.0f;
-  for (uint32_t i = 0; i < n; ++i) linf = abs_max_propagating_nan(linf, x[i]);
-  if (kind == NormKind::kLinf) return linf;
+// The bucket norm in the canonical order of quantize_math.h. The Linf pass
+// uses lanes too: max is order-independent, and lanes let it vectorise.
+__attribute__((target_clones("avx2", "default"))) float bucket_norm_reference(const float* x,
+                                                                              uint32_t n,
+                                                                              NormKind kind) {
   float lanes[kNormLanes] = {};
+  for (uint32_t base = 0; base < n; base += kNormLanes) {
+    const uint32_t width = n - base < kNormLanes ? n - base : kNormLanes;
+    for (uint32_t l = 0; l < width; ++l) lanes[l] = abs_max_propagating_nan(lanes[l], x[base + l]);
+  }
+  float linf = 0.0f;
+  for (int l = 0; l < kNormLanes; ++l) linf = abs_max_propagating_nan(linf, lanes[l]);
+  if (kind == NormKind::kLinf) return linf;
+  for (int l = 0; l < kNormLanes; ++l) lanes[l] = 0.0f;
   for (uint32_t base = 0; base < n; base += kNormLanes) {
     const uint32_t width = n - base < kNormLanes ? n - base : kNormLanes;
     for (uint32_t l = 0; l < width; ++l) lanes[l] = square_accumulate(lanes[l], x[base + l]);
   }
   const float sum_squares = tree_sum_lanes(lanes);
   if (!l2_needs_rescale(sum_squares, linf)) return sqrtf(sum_squares);
-  std::memset(lanes, 0, sizeof lanes);
+  for (int l = 0; l < kNormLanes; ++l) lanes[l] = 0.0f;
   for (uint32_t base = 0; base < n; base += kNormLanes) {
     const uint32_t width = n - base < kNormLanes ? n - base : kNormLanes;
     for (uint32_t l = 0; l < width; ++l)
@@ -77,18 +85,41 @@ float bucket_norm_reference(const float* x, uint32_t n, NormKind kind) {
 
 namespace {
 
-// draws[i] = the Philox word for global element index0 + i.
-void fill_draws(const DrawKey& key, uint64_t index0, uint32_t n, uint32_t* draws) {
+// draws[i] = the Philox word for global element index0 + i. Counters are
+// processed in blocks of 8 in structure-of-arrays form so the unrolled
+// Philox rounds vectorise (AVX2 clone chosen at run time).
+__attribute__((target_clones("avx2", "default"))) void fill_draws(const DrawKey& key,
+                                                                  uint64_t index0, uint32_t n,
+                                                                  uint32_t* draws) {
   const uint64_t first_group = index0 >> 2;
   const uint32_t skip = static_cast<uint32_t>(index0 & 3);
   const uint64_t groups = (skip + n + 3) >> 2;
-  uint32_t* out = draws;  // capacity n + 8: the first `skip` words are discarded
-  for (uint64_t g = 0; g < groups; ++g) {
-    const Philox4x32 r = draws_for_group(key, first_group + g);
-    out[4 * g + 0] = r.v[0];
-    out[4 * g + 1] = r.v[1];
-    out[4 * g + 2] = r.v[2];
-    out[4 * g + 3] = r.v[3];
+  constexpr int kBlock = 8;
+  uint32_t* out = draws;  // capacity n + 8 + 32: the first `skip` words are discarded
+  const uint32_t k0 = static_cast<uint32_t>(key.seed), k1 = static_cast<uint32_t>(key.seed >> 32);
+  const uint32_t c2 = key.rank | (key.stream << 24), c3 = key.step;
+  for (uint64_t g0 = 0; g0 < groups; g0 += kBlock) {
+    const uint64_t g = first_group + g0;
+    const uint32_t lo = static_cast<uint32_t>(g), hi = static_cast<uint32_t>(g >> 32);
+    uint32_t w[4][kBlock];
+    if (lo <= 0xFFFFFFFFu - kBlock) {
+      // Common case: the block's counters differ only in their low word, so
+      // the lanes are plain 32-bit arithmetic that vectorises.
+      for (uint32_t b = 0; b < kBlock; ++b) {
+        const Philox4x32 r = philox4x32_10(Philox4x32{{lo + b, hi, c2, c3}}, k0, k1);
+        w[0][b] = r.v[0];
+        w[1][b] = r.v[1];
+        w[2][b] = r.v[2];
+        w[3][b] = r.v[3];
+      }
+    } else {
+      for (uint32_t b = 0; b < kBlock; ++b) {
+        const Philox4x32 r = draws_for_group(key, g + b);
+        for (int k = 0; k < 4; ++k) w[k][b] = r.v[k];
+      }
+    }
+    for (int b = 0; b < kBlock; ++b)
+      for (int k = 0; k < 4; ++k) out[4 * (g0 + b) + k] = w[k][b];
   }
   if (skip) std::memmove(draws, draws + skip, 4ull * n);
 }
@@ -100,6 +131,34 @@ void histogram_add(const float* r, uint32_t n, double weight, double* hist) {
     int bin = static_cast<int>(std::sqrt(a) * kHistBins);
     hist[bin < kHistBins ? bin : kHistBins - 1] += weight;
   }
+}
+
+// Symbols for n normalised coordinates. Separate and cloned for AVX2 so the
+// cell search and the rounding run eight coordinates at a time.
+__attribute__((target_clones("avx2", "default"))) void symbols_for(const float* levels,
+                                                                   int num_levels, const float* r,
+                                                                   const uint32_t* draws,
+                                                                   uint32_t n, uint32_t* sym) {
+  if (num_levels > 16) {
+    for (uint32_t i = 0; i < n; ++i) sym[i] = stochastic_symbol(levels, num_levels, r[i], draws[i]);
+    return;
+  }
+  // find_cell's counting form with the loops interchanged (level outer,
+  // coordinate inner) so the compiler vectorises across coordinates.
+  for (uint32_t i = 0; i < n; ++i) sym[i] = 0;
+  for (int m = 1; m < num_levels - 1; ++m) {
+    const float level = levels[m];
+    for (uint32_t i = 0; i < n; ++i) sym[i] += level <= r[i] ? 1u : 0u;
+  }
+  for (uint32_t i = 0; i < n; ++i)
+    sym[i] = round_in_cell(levels, static_cast<int>(sym[i]), r[i], draws[i]);
+}
+
+__attribute__((target_clones("avx2", "default"))) void pack_groups(const uint32_t* sym,
+                                                                   uint32_t groups, int bits,
+                                                                   uint32_t* words) {
+  for (uint32_t g = 0; g < groups; ++g)
+    pack_group(sym + g * kGroupSize, bits, words + static_cast<uint64_t>(g) * bits);
 }
 
 void encode_bucket(const EncodeSpec& spec, const DrawKey& key, uint64_t index0, uint32_t n,
@@ -124,12 +183,10 @@ void encode_bucket(const EncodeSpec& spec, const DrawKey& key, uint64_t index0, 
   }
   fill_draws(key, index0, n, s.draws.data());
   uint32_t* sym = s.symbols.data();
-  for (uint32_t i = 0; i < n; ++i)
-    sym[i] = stochastic_symbol(spec.levels, spec.num_levels, x[i], s.draws[i]);
-  const uint32_t padded = static_cast<uint32_t>(div_ceil(n, kGroupSize)) * kGroupSize;
-  for (uint32_t i = n; i < padded; ++i) sym[i] = 0;
-  for (uint32_t g = 0; g < padded / kGroupSize; ++g)
-    pack_group(sym + g * kGroupSize, spec.bits, words + static_cast<uint64_t>(g) * spec.bits);
+  symbols_for(spec.levels, spec.num_levels, x, s.draws.data(), n, sym);
+  const uint32_t groups = static_cast<uint32_t>(div_ceil(n, kGroupSize));
+  for (uint32_t i = n; i < groups * kGroupSize; ++i) sym[i] = 0;
+  pack_groups(sym, groups, spec.bits, words);
 }
 
 Result check_spec(const EncodeSpec& spec) {
@@ -299,6 +356,29 @@ Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_c
 
 namespace {
 
+// Unpacks and scales one bucket: out[i] (+)= norm * table[symbol i].
+// Returns the largest symbol seen (checked against the table by the caller).
+template <bool kAccumulate>
+__attribute__((target_clones("avx2", "default"))) uint32_t decode_bucket(
+    const uint32_t* words, int bits, uint64_t n, float norm, const float* table, float* out) {
+  uint32_t max_symbol = 0;
+  uint32_t sym[kGroupSize];
+  for (uint64_t g = 0; g * kGroupSize < n; ++g) {
+    const uint32_t* gw = words + g * bits;
+    for (int i = 0; i < kGroupSize; ++i) sym[i] = 0;
+    for (int k = 0; k < bits; ++k)
+      for (int i = 0; i < kGroupSize; ++i) sym[i] |= ((gw[k] >> i) & 1u) << k;
+    const uint64_t width = n - g * kGroupSize < kGroupSize ? n - g * kGroupSize : kGroupSize;
+    float* o = out + g * kGroupSize;
+    for (uint64_t i = 0; i < width; ++i) {
+      max_symbol = sym[i] > max_symbol ? sym[i] : max_symbol;
+      const float x = norm == 0.0f ? 0.0f : mul_rn(norm, table[sym[i]]);
+      o[i] = kAccumulate ? o[i] + x : x;
+    }
+  }
+  return max_symbol;
+}
+
 // Decodes into out (accumulate = false) or adds into it.
 template <bool kAccumulate>
 Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count, float* out) {
@@ -327,23 +407,13 @@ Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count,
   for (int i = 0; i < QCCL_MAX_LEVELS; ++i) table[i] = i < h.table_size ? v.table[i] : 0.0f;
   uint32_t max_symbol = 0;
   const uint64_t nb = num_buckets(h.count, h.bucket_size);
-  uint32_t sym[kGroupSize];
   for (uint64_t b = 0; b < nb; ++b) {
     const uint64_t off = b * h.bucket_size;
     const uint64_t n = h.count - off < h.bucket_size ? h.count - off : h.bucket_size;
-    const float norm = v.norms[b];
-    const uint32_t* words = v.symbols + bucket_word_offset(b, h.bucket_size, h.bits);
-    for (uint64_t g = 0; g * kGroupSize < n; ++g) {
-      const uint32_t* gw = words + g * h.bits;
-      for (int i = 0; i < kGroupSize; ++i) sym[i] = unpack_symbol(gw, h.bits, i);
-      const uint64_t width = n - g * kGroupSize < kGroupSize ? n - g * kGroupSize : kGroupSize;
-      float* o = out + off + g * kGroupSize;
-      for (uint64_t i = 0; i < width; ++i) {
-        max_symbol = sym[i] > max_symbol ? sym[i] : max_symbol;
-        const float x = norm == 0.0f ? 0.0f : mul_rn(norm, table[sym[i]]);
-        o[i] = kAccumulate ? o[i] + x : x;
-      }
-    }
+    const uint32_t m = decode_bucket<kAccumulate>(
+        v.symbols + bucket_word_offset(b, h.bucket_size, h.bits), h.bits, n, v.norms[b], table,
+        out + off);
+    max_symbol = m > max_symbol ? m : max_symbol;
   }
   if (max_symbol >= h.table_size)
     return fail(qcclCorruptPayload, "payload: symbol {} beyond the {}-entry table", max_symbol,

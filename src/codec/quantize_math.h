@@ -59,7 +59,14 @@ QCCL_HD float l2_from_rescaled(float linf, float rescaled_sum_squares) {
 
 // Largest j in [0, K-2] with levels[j] <= r (levels sorted, levels[0] = -1).
 // A NaN r lands in cell 0; the caller's NaN norm keeps the output NaN.
+// Small tables count the levels at or below r (branch-free, vectorises on
+// the CPU); large ones bisect. Both compute the same j for a sorted table.
 QCCL_HD int find_cell(const float* levels, int num_levels, float r) {
+  if (num_levels <= 16) {
+    int j = 0;
+    for (int m = 1; m < num_levels - 1; ++m) j += levels[m] <= r ? 1 : 0;
+    return j;
+  }
   int lo = 0;
   int n = num_levels - 1;  // number of cells
   while (n > 1) {
@@ -70,15 +77,19 @@ QCCL_HD int find_cell(const float* levels, int num_levels, float r) {
   return lo;
 }
 
-// Unbiased stochastic rounding of r in [-1, 1] onto the table: the upper
-// level of the cell with probability (r - lo) / (hi - lo).
-QCCL_HD uint32_t stochastic_symbol(const float* levels, int num_levels, float r,
-                                   uint32_t random_bits) {
-  const int j = find_cell(levels, num_levels, r);
+// Rounds r inside cell j: the upper level with probability
+// (r - lo) / (hi - lo), which makes E[level] = r (unbiased).
+QCCL_HD uint32_t round_in_cell(const float* levels, int j, float r, uint32_t random_bits) {
   const float lo = levels[j];
   const float hi = levels[j + 1];
   const float p = (r - lo) / (hi - lo);
   return static_cast<uint32_t>(j) + (uniform_from_bits(random_bits) < p ? 1u : 0u);
+}
+
+// Unbiased stochastic rounding of r in [-1, 1] onto the table.
+QCCL_HD uint32_t stochastic_symbol(const float* levels, int num_levels, float r,
+                                   uint32_t random_bits) {
+  return round_in_cell(levels, find_cell(levels, num_levels, r), r, random_bits);
 }
 
 // r = v / norm, clamped into [-1, 1] (rounding can push |v|/||v|| a hair

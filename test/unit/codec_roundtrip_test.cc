@@ -283,3 +283,39 @@ TEST(LevelTables, FixedTablesMatchAlgorithmsSection2) {
 
 }  // namespace
 }  // namespace qccl
+
+namespace qccl {
+namespace {
+
+// The payload's symbols are exactly the spec's: symbol i = stochastic_symbol
+// of r_i with Philox draw (seed, rank, stream, step, index_base + i),
+// whatever loop arrangement the encoder uses (small and large tables).
+TEST(CodecSpec, SymbolsFollowTheDefinitionElementByElement) {
+  for (int bits : {2, 3, 4, 5, 8}) {
+    const std::vector<float> v = GaussianVector(1000, 60 + bits);
+    EncodeSpec spec;
+    spec.bits = bits;
+    spec.bucket_size = 256;
+    spec.seed = 77;
+    spec.rank = 3;
+    spec.step = 9;
+    spec.index_base = 5;
+    const LevelTable t = exponential_table(bits, 0.6);
+    const auto payload = Encode(v, spec, t);
+    PayloadView view;
+    ASSERT_EQ(validate_payload(payload.data(), payload.size(), v.size(), &view), qcclSuccess);
+    const DrawKey key{spec.seed, spec.rank, spec.stream, spec.step};
+    for (size_t i = 0; i < v.size(); ++i) {
+      const size_t b = i / 256, k = i % 256;
+      const float r = normalise(v[i], view.norms[b]);
+      const uint64_t idx = spec.index_base + i;
+      const uint32_t draw = draws_for_group(key, idx >> 2).v[idx & 3];
+      const uint32_t want = stochastic_symbol(t.levels.data(), t.size(), r, draw);
+      const uint32_t* words = view.symbols + bucket_word_offset(b, 256, bits) + (k / 32) * bits;
+      ASSERT_EQ(unpack_symbol(words, bits, static_cast<int>(k % 32)), want) << bits << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qccl

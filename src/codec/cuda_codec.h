@@ -1,0 +1,74 @@
+// The CUDA codec (kernels/): the same payloads as the CPU reference codec
+// (cpu_codec.h) for the same input, table and draw key (DESIGN.md §5,
+// promise 2), for buffers in device memory. Host C++ interface: includable
+// from .cc files without the CUDA headers. See docs/gpu.md.
+//
+// Stream-ordered like NCCL: work is enqueued on `stream` and the call returns
+// before it runs, except where noted (statistics, payload validation).
+// A CudaCodec owns its device workspace (allocated once, grown, never per
+// call), so one codec serves one stream at a time, like a communicator.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "codec/cpu_codec.h"
+#include "core/method.h"
+#include "core/result.h"
+
+// The runtime's own spelling of a stream handle, so no CUDA header is needed.
+struct CUstream_st;
+typedef struct CUstream_st* cudaStream_t;
+
+namespace qccl {
+
+// True when the CUDA runtime sees at least one device. Otherwise false, with
+// the reason (the CUDA error text, or "0 devices") in *why when given.
+bool cuda_device_available(std::string* why = nullptr);
+
+class CudaCodec {
+ public:
+  CudaCodec();
+  ~CudaCodec();
+  CudaCodec(const CudaCodec&) = delete;
+  CudaCodec& operator=(const CudaCodec&) = delete;
+
+  // Encodes `count` elements of `dtype` at device pointer `in` into the
+  // device buffer `out_device` (capacity bytes; payload_bytes(spec, count)
+  // needed). Same checks and errors as qccl::encode. The header and table
+  // are built on the host (they do not depend on the data) and copied in.
+  // `stats`, if not null, receives the per-bucket statistics (appended, as
+  // the CPU codec does); this synchronises `stream` because the statistics
+  // are host data. Without stats the call is fully asynchronous.
+  Result encode_device(const void* in, DataType dtype, uint64_t count, const EncodeSpec& spec,
+                       void* out_device, uint64_t capacity, cudaStream_t stream,
+                       EncodeStats* stats);
+
+  // acc_device[i] += the decoded value of payload p, for p = 0 .. n-1 in
+  // that order (rank order), in one kernel launch; float32 sums rounded
+  // exactly as n calls of the CPU decode_accumulate. With accumulate ==
+  // false payload 0 is assigned instead of added (the CPU decode()).
+  // `payloads` are device pointers (4-byte aligned), `sizes` their bytes.
+  // Headers and tables are validated on the host before the launch (copied
+  // back, then qccl::validate_payload): this synchronises `stream` once.
+  // A symbol beyond the table (only a crafted payload with a valid checksum
+  // can carry one) decodes as 0 and is reported as qcclCorruptPayload by
+  // the next call on this codec, the next point where it synchronises.
+  Result decode_accumulate_device(const void* const* payloads, const uint64_t* sizes, int n,
+                                  uint64_t count, float* acc_device, cudaStream_t stream,
+                                  bool accumulate = true);
+
+  // out = in converted to/from float32, round to nearest even (half_cast.h).
+  // In place works when the element sizes match (float32).
+  Result cast_from_float_device(const float* in, uint64_t count, DataType dtype, void* out,
+                                cudaStream_t stream);
+  Result cast_to_float_device(const void* in, uint64_t count, DataType dtype, float* out,
+                              cudaStream_t stream);
+
+ private:
+  struct Workspace;
+  std::unique_ptr<Workspace> workspace_;
+};
+
+}  // namespace qccl
