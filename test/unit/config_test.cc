@@ -158,3 +158,32 @@ TEST_F(ConfigTest, DescribeListsEveryParameter) {
 
 }  // namespace
 }  // namespace qccl
+
+#include <fstream>
+#include <sstream>
+
+namespace qccl {
+namespace {
+
+// The README's configuration table lists every parameter with its default
+// (STYLE.md: the table is checked against the one parameter table).
+TEST(ConfigDocs, ReadmeDocumentsEveryVariable) {
+  std::ifstream in(std::string(QCCL_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string readme = text.str();
+  for (const ParamInfo& p : config_params()) {
+    const std::string row = std::string("| `") + p.name + "` | ";
+    const size_t at = readme.find(row);
+    ASSERT_NE(at, std::string::npos) << p.name << " missing from README";
+    const std::string rest = readme.substr(at + row.size(), 40);
+    if (p.default_value[0] != '\0') {
+      EXPECT_EQ(rest.rfind(std::string("`") + p.default_value + "`", 0), 0u)
+          << p.name << " default in README differs from " << p.default_value;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qccl
