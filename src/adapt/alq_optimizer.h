@@ -20,7 +20,8 @@ struct AlqResult {
 // Levels of an (almost) empty cell stay. V never increases.
 void alq_sweep(const LevelModel& model, std::vector<double>* levels);
 
-// Runs `sweeps` sweeps from `start` (sorted, ends at -1 and +1).
+// At least `sweeps` sweeps from `start` (sorted, ends at -1 and +1), then on
+// until converged (at most 2000).
 AlqResult alq_descend(const LevelModel& model, std::vector<double> start, int sweeps = kAlqSweeps);
 
 // The three starts of §3: quantiles of F, uniform, exponential p = 1/2.

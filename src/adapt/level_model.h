@@ -4,6 +4,7 @@
 // all the ALQ step, the AMQ derivative and V(levels) need.
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 namespace qccl {

@@ -31,8 +31,12 @@ struct BucketScratch {
 };
 thread_local BucketScratch t_scratch;
 
-bool is_cast(Method m) { return m == Method::kNone || m == Method::kFp16 || m == Method::kBf16; }
-int cast_bytes(Method m) { return m == Method::kNone ? 4 : 2; }
+bool is_cast(Method m) {
+  return m == Method::kNone || m == Method::kFp16 || m == Method::kBf16;
+}
+int cast_bytes(Method m) {
+  return m == Method::kNone ? 4 : 2;
+}
 
 void load_float(const void* in, DataType dtype, uint64_t offset, uint32_t n, float* out) {
   switch (dtype) {
@@ -56,9 +60,7 @@ void load_float(const void* in, DataType dtype, uint64_t offset, uint32_t n, flo
 
 // The bucket norm in the canonical order of quantize_math.h. The Linf pass
 // uses lanes too: max is order-independent, and lanes let it vectorise.
-__attribute__((target_clones("avx2", "default"))) float bucket_norm_reference(const float* x,
-                                                                              uint32_t n,
-                                                                              NormKind kind) {
+QCCL_SIMD_CLONES float bucket_norm_reference(const float* x, uint32_t n, NormKind kind) {
   float lanes[kNormLanes] = {};
   for (uint32_t base = 0; base < n; base += kNormLanes) {
     const uint32_t width = n - base < kNormLanes ? n - base : kNormLanes;
@@ -88,9 +90,7 @@ namespace {
 // draws[i] = the Philox word for global element index0 + i. Counters are
 // processed in blocks of 8 in structure-of-arrays form so the unrolled
 // Philox rounds vectorise (AVX2 clone chosen at run time).
-__attribute__((target_clones("avx2", "default"))) void fill_draws(const DrawKey& key,
-                                                                  uint64_t index0, uint32_t n,
-                                                                  uint32_t* draws) {
+QCCL_SIMD_CLONES void fill_draws(const DrawKey& key, uint64_t index0, uint32_t n, uint32_t* draws) {
   const uint64_t first_group = index0 >> 2;
   const uint32_t skip = static_cast<uint32_t>(index0 & 3);
   const uint64_t groups = (skip + n + 3) >> 2;
@@ -135,10 +135,8 @@ void histogram_add(const float* r, uint32_t n, double weight, double* hist) {
 
 // Symbols for n normalised coordinates. Separate and cloned for AVX2 so the
 // cell search and the rounding run eight coordinates at a time.
-__attribute__((target_clones("avx2", "default"))) void symbols_for(const float* levels,
-                                                                   int num_levels, const float* r,
-                                                                   const uint32_t* draws,
-                                                                   uint32_t n, uint32_t* sym) {
+QCCL_SIMD_CLONES void symbols_for(const float* levels, int num_levels, const float* r,
+                                  const uint32_t* draws, uint32_t n, uint32_t* sym) {
   if (num_levels > 16) {
     for (uint32_t i = 0; i < n; ++i) sym[i] = stochastic_symbol(levels, num_levels, r[i], draws[i]);
     return;
@@ -154,9 +152,7 @@ __attribute__((target_clones("avx2", "default"))) void symbols_for(const float* 
     sym[i] = round_in_cell(levels, static_cast<int>(sym[i]), r[i], draws[i]);
 }
 
-__attribute__((target_clones("avx2", "default"))) void pack_groups(const uint32_t* sym,
-                                                                   uint32_t groups, int bits,
-                                                                   uint32_t* words) {
+QCCL_SIMD_CLONES void pack_groups(const uint32_t* sym, uint32_t groups, int bits, uint32_t* words) {
   for (uint32_t g = 0; g < groups; ++g)
     pack_group(sym + g * kGroupSize, bits, words + static_cast<uint64_t>(g) * bits);
 }
@@ -196,8 +192,8 @@ Result check_spec(const EncodeSpec& spec) {
   if (spec.bits < 1 || spec.bits > 8)
     return fail(qcclInvalidArgument, "encode: bits must be 1..8, got {}", spec.bits);
   if (spec.bucket_size < kGroupSize || spec.bucket_size % kGroupSize != 0)
-    return fail(qcclInvalidArgument, "encode: bucket size must be a positive multiple of 32, got {}",
-                spec.bucket_size);
+    return fail(qcclInvalidArgument,
+                "encode: bucket size must be a positive multiple of 32, got {}", spec.bucket_size);
   if (spec.rank >= (1u << 24) || spec.stream >= 256)
     return fail(qcclInvalidArgument, "encode: rank {} / stream {} out of range", spec.rank,
                 spec.stream);
@@ -286,8 +282,8 @@ Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& 
   const uint64_t nb = num_buckets(count, spec.bucket_size);
   for (uint64_t b = 0; b < nb; ++b) {
     const uint64_t off = b * spec.bucket_size;
-    const uint32_t n = static_cast<uint32_t>(
-        count - off < spec.bucket_size ? count - off : spec.bucket_size);
+    const uint32_t n =
+        static_cast<uint32_t>(count - off < spec.bucket_size ? count - off : spec.bucket_size);
     load_float(in, dtype, off, n, s.values.data());
     encode_bucket(spec, key, spec.index_base + off, n, s, &norms[b],
                   symbols + bucket_word_offset(b, spec.bucket_size, spec.bits), stats);
@@ -308,8 +304,9 @@ Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_c
     return fail(qcclCorruptPayload, "payload: bad magic 0x{:08x} (expected 0x{:08x})", h.magic,
                 kPayloadMagic);
   if (h.version != kPayloadVersion)
-    return fail(qcclCorruptPayload, "payload: format version {} not supported (this build reads {})",
-                h.version, kPayloadVersion);
+    return fail(qcclCorruptPayload,
+                "payload: format version {} not supported (this build reads {})", h.version,
+                kPayloadVersion);
   if (h.method >= kNumMethods)
     return fail(qcclCorruptPayload, "payload: unknown method {}", h.method);
   if (h.total_bytes != bytes)
@@ -324,7 +321,8 @@ Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_c
     const int width = cast_bytes(method);
     if (h.bits != 8 * width || h.table_size != 0 || h.count > bytes ||
         cast_payload_bytes(h.count, width) != bytes)
-      return fail(qcclCorruptPayload, "payload: inconsistent {} cast payload ({} elements, {} bytes)",
+      return fail(qcclCorruptPayload,
+                  "payload: inconsistent {} cast payload ({} elements, {} bytes)",
                   method_name(method), h.count, bytes);
     if (payload_checksum(h, nullptr) != h.checksum)
       return fail(qcclCorruptPayload, "payload: header checksum mismatch");
@@ -359,8 +357,8 @@ namespace {
 // Unpacks and scales one bucket: out[i] (+)= norm * table[symbol i].
 // Returns the largest symbol seen (checked against the table by the caller).
 template <bool kAccumulate>
-__attribute__((target_clones("avx2", "default"))) uint32_t decode_bucket(
-    const uint32_t* words, int bits, uint64_t n, float norm, const float* table, float* out) {
+QCCL_SIMD_CLONES uint32_t decode_bucket(const uint32_t* words, int bits, uint64_t n, float norm,
+                                        const float* table, float* out) {
   uint32_t max_symbol = 0;
   uint32_t sym[kGroupSize];
   for (uint64_t g = 0; g * kGroupSize < n; ++g) {
@@ -410,9 +408,9 @@ Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count,
   for (uint64_t b = 0; b < nb; ++b) {
     const uint64_t off = b * h.bucket_size;
     const uint64_t n = h.count - off < h.bucket_size ? h.count - off : h.bucket_size;
-    const uint32_t m = decode_bucket<kAccumulate>(
-        v.symbols + bucket_word_offset(b, h.bucket_size, h.bits), h.bits, n, v.norms[b], table,
-        out + off);
+    const uint32_t m =
+        decode_bucket<kAccumulate>(v.symbols + bucket_word_offset(b, h.bucket_size, h.bits), h.bits,
+                                   n, v.norms[b], table, out + off);
     max_symbol = m > max_symbol ? m : max_symbol;
   }
   if (max_symbol >= h.table_size)

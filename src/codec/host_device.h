@@ -10,6 +10,14 @@
 #define QCCL_HD inline
 #endif
 
+// Runtime SIMD dispatch for CPU hot loops: an AVX2 clone and a portable
+// one, picked by the loader (no -march=native needed).
+#if defined(QCCL_NO_TARGET_CLONES) || defined(__CUDACC__) || !defined(__x86_64__)
+#define QCCL_SIMD_CLONES
+#else
+#define QCCL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+
 namespace qccl {
 
 // a*b rounded once, never fused into a following add. nvcc contracts

@@ -1,0 +1,14 @@
+// When adaptive tables are re-fitted (ALGORITHMS.md §3 "Schedule"): at the
+// listed steps (QCCL_UPDATE_STEPS, default {0, 100, 2000}) and then every
+// QCCL_UPDATE_EVERY steps after the last listed one (default 10000: 12000,
+// 22000, ...; 0 = never). With no listed steps the period counts from 0.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace qccl {
+
+bool is_refit_step(const std::vector<uint64_t>& steps, uint64_t every, uint64_t step);
+
+}  // namespace qccl
