@@ -52,11 +52,16 @@ int main(int argc, char** argv) {
   std::string method_name = "qsgd";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "-b") min_bytes = parse_size(argv[i + 1]);
-    else if (flag == "-e") max_bytes = parse_size(argv[i + 1]);
-    else if (flag == "-f") factor = std::atoi(argv[i + 1]);
-    else if (flag == "-n") iters = std::atoi(argv[i + 1]);
-    else if (flag == "-m") method_name = argv[i + 1];
+    if (flag == "-b")
+      min_bytes = parse_size(argv[i + 1]);
+    else if (flag == "-e")
+      max_bytes = parse_size(argv[i + 1]);
+    else if (flag == "-f")
+      factor = std::atoi(argv[i + 1]);
+    else if (flag == "-n")
+      iters = std::atoi(argv[i + 1]);
+    else if (flag == "-m")
+      method_name = argv[i + 1];
     else if (flag == "-q") {
       bits_list.clear();
       for (const char* p = argv[i + 1]; *p;) {
@@ -85,8 +90,7 @@ int main(int argc, char** argv) {
     std::mt19937 rng(1);
     std::normal_distribution<float> dist(0.0f, 1.0f);
     for (float& x : in) x = dist(rng);
-    const double t_copy =
-        best_seconds(iters, [&] { std::memcpy(copy.data(), in.data(), bytes); });
+    const double t_copy = best_seconds(iters, [&] { std::memcpy(copy.data(), in.data(), bytes); });
     for (int bits : bits_list) {
       qccl::LevelTable table;
       if (qccl::initial_table(method, bits, &table) != qcclSuccess) continue;
@@ -103,14 +107,14 @@ int main(int argc, char** argv) {
         qccl::encode(in.data(), qccl::DataType::kFloat32, n, spec, payload.data(), payload.size(),
                      nullptr);
       });
-      const double t_dec = best_seconds(
-          iters, [&] { qccl::decode(payload.data(), payload.size(), n, out.data()); });
+      const double t_dec =
+          best_seconds(iters, [&] { qccl::decode(payload.data(), payload.size(), n, out.data()); });
       const double t_acc = best_seconds(
           iters, [&] { qccl::decode_accumulate(payload.data(), payload.size(), n, out.data()); });
       const auto gbs = [&](double t) { return bytes / t / 1e9; };
       std::printf("%12llu %5d %10.2f %10.2f %10.2f %10.2f %8.3f %8.3f %8.3f\n",
-                  static_cast<unsigned long long>(bytes), bits, gbs(t_copy), gbs(t_enc),
-                  gbs(t_dec), gbs(t_acc), t_copy / t_enc, t_copy / t_dec, t_copy / t_acc);
+                  static_cast<unsigned long long>(bytes), bits, gbs(t_copy), gbs(t_enc), gbs(t_dec),
+                  gbs(t_acc), t_copy / t_enc, t_copy / t_dec, t_copy / t_acc);
     }
   }
   return 0;

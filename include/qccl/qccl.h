@@ -36,7 +36,12 @@ typedef enum {
   qcclNumResults = 11
 } qcclResult_t;
 
-typedef enum { qcclFloat32 = 0, qcclFloat16 = 1, qcclBfloat16 = 2, qcclNumTypes = 3 } qcclDataType_t;
+typedef enum {
+  qcclFloat32 = 0,
+  qcclFloat16 = 1,
+  qcclBfloat16 = 2,
+  qcclNumTypes = 3
+} qcclDataType_t;
 
 typedef enum { qcclSum = 0, qcclAvg = 1, qcclNumOps = 2 } qcclRedOp_t;
 
@@ -61,46 +66,46 @@ typedef enum {
  * (QCCL_* variables), then from the default. Values are the same strings the
  * environment variables accept, so one parser validates both. */
 typedef struct {
-  size_t size; /* sizeof(qcclConfig_t), set by the initializer */
-  const char* method;            /* QCCL_METHOD */
-  const char* bits;              /* QCCL_BITS */
-  const char* bucketSize;        /* QCCL_BUCKET_SIZE */
-  const char* norm;              /* QCCL_NORM */
-  const char* algo;              /* QCCL_ALGO */
-  const char* minCompressBytes;  /* QCCL_MIN_COMPRESS_BYTES */
-  const char* seed;              /* QCCL_SEED */
-  const char* updateSteps;       /* QCCL_UPDATE_STEPS */
-  const char* updateEvery;       /* QCCL_UPDATE_EVERY */
-  const char* model;             /* QCCL_MODEL */
-  const char* errorFeedback;     /* QCCL_ERROR_FEEDBACK */
-  const char* fusionThreshold;   /* QCCL_FUSION_THRESHOLD */
-  const char* cycleTimeMs;       /* QCCL_CYCLE_TIME_MS */
-  const char* timeline;          /* QCCL_TIMELINE */
-  const char* debug;             /* QCCL_DEBUG */
-  const char* timeoutS;          /* QCCL_TIMEOUT_S */
+  size_t size;                  /* sizeof(qcclConfig_t), set by the initializer */
+  const char* method;           /* QCCL_METHOD */
+  const char* bits;             /* QCCL_BITS */
+  const char* bucketSize;       /* QCCL_BUCKET_SIZE */
+  const char* norm;             /* QCCL_NORM */
+  const char* algo;             /* QCCL_ALGO */
+  const char* minCompressBytes; /* QCCL_MIN_COMPRESS_BYTES */
+  const char* seed;             /* QCCL_SEED */
+  const char* updateSteps;      /* QCCL_UPDATE_STEPS */
+  const char* updateEvery;      /* QCCL_UPDATE_EVERY */
+  const char* model;            /* QCCL_MODEL */
+  const char* errorFeedback;    /* QCCL_ERROR_FEEDBACK */
+  const char* fusionThreshold;  /* QCCL_FUSION_THRESHOLD */
+  const char* cycleTimeMs;      /* QCCL_CYCLE_TIME_MS */
+  const char* timeline;         /* QCCL_TIMELINE */
+  const char* debug;            /* QCCL_DEBUG */
+  const char* timeoutS;         /* QCCL_TIMEOUT_S */
 } qcclConfig_t;
 
-#define QCCL_CONFIG_INITIALIZER                                                                  \
-  {                                                                                              \
+#define QCCL_CONFIG_INITIALIZER                                                                   \
+  {                                                                                               \
     sizeof(qcclConfig_t), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-        NULL, NULL, NULL, NULL                                                                   \
+        NULL, NULL, NULL, NULL                                                                    \
   }
 
 #define QCCL_MAX_LEVELS 256
 
 typedef struct {
-  uint64_t calls;            /* collectives completed on this communicator */
-  uint64_t compressedCalls;  /* of which went through a compressed algorithm */
-  uint64_t inputBytes;       /* bytes of user data reduced/gathered */
-  uint64_t wireBytes;        /* payload bytes this rank sent */
-  double compressionRatio;   /* inputBytes-equivalent / wireBytes for compressed calls */
+  uint64_t calls;           /* collectives completed on this communicator */
+  uint64_t compressedCalls; /* of which went through a compressed algorithm */
+  uint64_t inputBytes;      /* bytes of user data reduced/gathered */
+  uint64_t wireBytes;       /* payload bytes this rank sent */
+  double compressionRatio;  /* inputBytes-equivalent / wireBytes for compressed calls */
   qcclMethod_t method;
   int bits;
-  uint32_t tableVersion;     /* version of the level table in force */
-  int numLevels;             /* entries of levels[] that are valid */
+  uint32_t tableVersion; /* version of the level table in force */
+  int numLevels;         /* entries of levels[] that are valid */
   float levels[QCCL_MAX_LEVELS];
-  double predictedVariance;  /* the model's V per coordinate (units of norm^2), <0 if none */
-  uint64_t step;             /* current step counter */
+  double predictedVariance; /* the model's V per coordinate (units of norm^2), <0 if none */
+  uint64_t step;            /* current step counter */
 } qcclStats_t;
 
 typedef struct qcclComm* qcclComm_t;
@@ -130,8 +135,7 @@ qcclResult_t qcclCommUserRank(qcclComm_t comm, int* rank);
 /* Compressed allreduce. Host buffers complete before return; device buffers
  * are stream-ordered on `stream` (a cudaStream_t, may be NULL). */
 qcclResult_t qcclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
-                           qcclDataType_t datatype, qcclRedOp_t op, qcclComm_t comm,
-                           void* stream);
+                           qcclDataType_t datatype, qcclRedOp_t op, qcclComm_t comm, void* stream);
 /* recvbuff holds nranks * sendcount elements, rank-major. */
 qcclResult_t qcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
                            qcclDataType_t datatype, qcclComm_t comm, void* stream);

@@ -40,8 +40,7 @@ class Adapter {
   // For DQSGD, `global_norm` is the L2 norm of the whole (all-rank summed)
   // gradient and `learning_rate` the last reported one (1 if never); other
   // methods ignore them. needs_global_norm() says whether to compute it.
-  virtual Result plan(uint64_t step, double global_norm, double learning_rate,
-                      EncodePlan* out) = 0;
+  virtual Result plan(uint64_t step, double global_norm, double learning_rate, EncodePlan* out) = 0;
   virtual bool needs_global_norm() const = 0;
 
   // Fixed-length per-rank summary of the statistics (same length on every

@@ -38,7 +38,9 @@ QCCL_HD uint16_t float_to_bf16(float f) {
   return static_cast<uint16_t>((u + rounding) >> 16);
 }
 
-QCCL_HD float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+QCCL_HD float bf16_to_float(uint16_t h) {
+  return bits_float(static_cast<uint32_t>(h) << 16);
+}
 
 QCCL_HD uint16_t float_to_fp16(float f) {
   const uint32_t u = float_bits(f);

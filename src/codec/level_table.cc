@@ -5,7 +5,8 @@
 namespace qccl {
 
 Result validate_levels(const float* levels, int n, int bits) {
-  if (bits < 1 || bits > 8) return fail(qcclInvalidArgument, "level table: bits must be 1..8, got {}", bits);
+  if (bits < 1 || bits > 8)
+    return fail(qcclInvalidArgument, "level table: bits must be 1..8, got {}", bits);
   const int max_levels = 1 << bits;
   if (levels == nullptr || n < 2 || n > max_levels) {
     return fail(qcclInvalidArgument, "level table: needs 2..{} levels for {} bits, got {}",
@@ -17,9 +18,10 @@ Result validate_levels(const float* levels, int n, int bits) {
   }
   for (int i = 1; i < n; ++i) {
     if (!std::isfinite(levels[i]) || !(levels[i] > levels[i - 1])) {
-      return fail(qcclInvalidArgument,
-                  "level table: levels must be finite and strictly ascending, got {} after {} at {}",
-                  levels[i], levels[i - 1], i);
+      return fail(
+          qcclInvalidArgument,
+          "level table: levels must be finite and strictly ascending, got {} after {} at {}",
+          levels[i], levels[i - 1], i);
     }
   }
   return qcclSuccess;
@@ -69,8 +71,7 @@ Result initial_table(Method method, int bits, LevelTable* out) {
       if (bits < 2) return fail(qcclInvalidArgument, "trn needs bits >= 2, got {}", bits);
       *out = ternary_table();
       return qcclSuccess;
-    default:
-      return fail(qcclInvalidArgument, "method {} has no level table", method_name(method));
+    default: return fail(qcclInvalidArgument, "method {} has no level table", method_name(method));
   }
 }
 

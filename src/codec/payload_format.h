@@ -21,10 +21,10 @@ constexpr uint16_t kPayloadVersion = 1;
 struct PayloadHeader {
   uint32_t magic;
   uint16_t version;
-  uint8_t method;      // qccl::Method
-  uint8_t bits;        // 1..8 (16 for the half casts, 32 for none)
-  uint8_t norm;        // qccl::NormKind
-  uint8_t flags;       // reserved, 0
+  uint8_t method;  // qccl::Method
+  uint8_t bits;    // 1..8 (16 for the half casts, 32 for none)
+  uint8_t norm;    // qccl::NormKind
+  uint8_t flags;   // reserved, 0
   uint16_t table_size;
   uint32_t bucket_size;
   uint32_t table_version;
@@ -38,14 +38,18 @@ struct PayloadHeader {
 };
 static_assert(sizeof(PayloadHeader) == 64, "payload header must be 64 bytes");
 
-QCCL_HD uint64_t div_ceil(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+QCCL_HD uint64_t div_ceil(uint64_t a, uint64_t b) {
+  return (a + b - 1) / b;
+}
 
 QCCL_HD uint64_t num_buckets(uint64_t count, uint32_t bucket_size) {
   return div_ceil(count, bucket_size);
 }
 
 // Words of packed symbols for a bucket of `len` coordinates.
-QCCL_HD uint64_t bucket_words(uint64_t len, int bits) { return div_ceil(len, 32) * bits; }
+QCCL_HD uint64_t bucket_words(uint64_t len, int bits) {
+  return div_ceil(len, 32) * bits;
+}
 
 // Byte layout of a quantised payload; all offsets from the payload start.
 struct QuantLayout {

@@ -59,8 +59,7 @@ struct DrawKey {
 QCCL_HD Philox4x32 draws_for_group(const DrawKey& key, uint64_t group) {
   const Philox4x32 ctr{{static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
                         key.rank | (key.stream << 24), key.step}};
-  return philox4x32_10(ctr, static_cast<uint32_t>(key.seed),
-                       static_cast<uint32_t>(key.seed >> 32));
+  return philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
 }
 
 // A uniform float in [0, 1) with 24 random bits: exact on any IEEE device.

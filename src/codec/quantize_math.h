@@ -34,7 +34,9 @@ QCCL_HD float tree_sum_lanes(float* lanes) {
 }
 
 // One lane step of the L2 reduction: acc + x*x, rounded twice (no FMA).
-QCCL_HD float square_accumulate(float acc, float x) { return add_rn(acc, mul_rn(x, x)); }
+QCCL_HD float square_accumulate(float acc, float x) {
+  return add_rn(acc, mul_rn(x, x));
+}
 
 // max(m, |x|) that propagates NaN (fmaxf would drop it and a NaN gradient
 // would decode finite): once m is NaN it stays NaN.
@@ -48,11 +50,14 @@ QCCL_HD float abs_max_propagating_nan(float m, float x) {
 // A NaN or Inf input keeps the non-finite result (linf is then non-finite).
 QCCL_HD bool l2_needs_rescale(float sum_squares, float linf) {
   const bool finite_linf = linf - linf == 0.0f;
-  return finite_linf && linf > 0.0f && !(sum_squares >= 1e-30f && sum_squares - sum_squares == 0.0f);
+  return finite_linf && linf > 0.0f &&
+         !(sum_squares >= 1e-30f && sum_squares - sum_squares == 0.0f);
 }
 
 // Element of the rescaled pass and the norm it yields.
-QCCL_HD float rescaled(float x, float linf) { return x / linf; }
+QCCL_HD float rescaled(float x, float linf) {
+  return x / linf;
+}
 QCCL_HD float l2_from_rescaled(float linf, float rescaled_sum_squares) {
   return mul_rn(linf, sqrtf(rescaled_sum_squares));
 }

@@ -36,9 +36,12 @@ bool parse_bytes(const std::string& text, uint64_t max, uint64_t* out) {
   uint64_t mult = 1;
   std::string digits = text;
   switch (text.back()) {
-    case 'K': case 'k': mult = 1ull << 10; break;
-    case 'M': case 'm': mult = 1ull << 20; break;
-    case 'G': case 'g': mult = 1ull << 30; break;
+    case 'K':
+    case 'k': mult = 1ull << 10; break;
+    case 'M':
+    case 'm': mult = 1ull << 20; break;
+    case 'G':
+    case 'g': mult = 1ull << 30; break;
     default: break;
   }
   if (mult != 1) digits.pop_back();
@@ -117,7 +120,9 @@ const std::vector<Param>& params() {
       {{"QCCL_MIN_COMPRESS_BYTES", "65536", "a byte count (suffix K, M or G allowed)",
         "smaller buffers go uncompressed"},
        &qcclConfig_t::minCompressBytes,
-       [](const std::string& t, Config* c) { return parse_bytes(t, ~0ull, &c->min_compress_bytes); },
+       [](const std::string& t, Config* c) {
+         return parse_bytes(t, ~0ull, &c->min_compress_bytes);
+       },
        [](const Config& c) { return std::to_string(c.min_compress_bytes); }},
       {{"QCCL_SEED", "0", "an unsigned 64-bit integer", "base seed of the counter-based RNG"},
        &qcclConfig_t::seed,
@@ -174,7 +179,9 @@ const std::vector<Param>& params() {
        [](const Config& c) { return std::to_string(c.fusion_threshold); }},
       {{"QCCL_CYCLE_TIME_MS", "1", "a number > 0 and <= 10000", "engine cycle time"},
        &qcclConfig_t::cycleTimeMs,
-       [](const std::string& t, Config* c) { return parse_positive_double(t, 1e4, &c->cycle_time_ms); },
+       [](const std::string& t, Config* c) {
+         return parse_positive_double(t, 1e4, &c->cycle_time_ms);
+       },
        [](const Config& c) { return fmt::format("{}", c.cycle_time_ms); }},
       {{"QCCL_TIMELINE", "", "a writable file path", "chrome-tracing timeline output"},
        &qcclConfig_t::timeline,
@@ -187,13 +194,17 @@ const std::vector<Param>& params() {
       {{"QCCL_TIMEOUT_S", "300", "a number of seconds > 0 and <= 86400",
         "a collective that cannot finish in this time errors out"},
        &qcclConfig_t::timeoutS,
-       [](const std::string& t, Config* c) { return parse_positive_double(t, 86400, &c->timeout_s); },
+       [](const std::string& t, Config* c) {
+         return parse_positive_double(t, 86400, &c->timeout_s);
+       },
        [](const Config& c) { return fmt::format("{}", c.timeout_s); }},
   };
   return kParams;
 }
 
-const char* real_getenv(const char* name) { return std::getenv(name); }
+const char* real_getenv(const char* name) {
+  return std::getenv(name);
+}
 
 }  // namespace
 
@@ -230,8 +241,8 @@ Result resolve_config(const qcclConfig_t* overrides, EnvLookup env, Config* out)
     }
     if (value == nullptr) continue;
     if (!p.parse(value, &c)) {
-      return fail(qcclInvalidArgument, "{} must be {}, got '{}' ({})", p.info.name,
-                  p.info.allowed, value, source);
+      return fail(qcclInvalidArgument, "{} must be {}, got '{}' ({})", p.info.name, p.info.allowed,
+                  value, source);
     }
   }
   // Cross-parameter rules.

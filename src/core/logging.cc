@@ -73,13 +73,17 @@ void set_level(Level level) {
   instance().set_level(to_spdlog(level));
 }
 
-Level level() { return g_level.load(); }
+Level level() {
+  return g_level.load();
+}
 
 void set_rank(int rank) {
   instance().set_pattern(rank < 0 ? std::string("qccl %^%l%$: %v")
                                   : fmt::format("qccl [rank {}] %^%l%$: %v", rank));
 }
 
-spdlog::logger& logger() { return instance(); }
+spdlog::logger& logger() {
+  return instance();
+}
 
 }  // namespace qccl::log

@@ -2,9 +2,9 @@
 
 namespace qccl {
 namespace {
-constexpr const char* kMethodNames[kNumMethods] = {"none", "fp16", "bf16",  "qsgd",
-                                                   "qsgdinf", "nuqsgd", "trn", "alq",
-                                                   "alqn", "amq",  "amqn", "dqsgd"};
+constexpr const char* kMethodNames[kNumMethods] = {"none",    "fp16",   "bf16", "qsgd",
+                                                   "qsgdinf", "nuqsgd", "trn",  "alq",
+                                                   "alqn",    "amq",    "amqn", "dqsgd"};
 }
 
 const char* method_name(Method m) {
@@ -22,7 +22,9 @@ bool parse_method(const std::string& text, Method* out) {
   return false;
 }
 
-const char* norm_name(NormKind n) { return n == NormKind::kL2 ? "l2" : "linf"; }
+const char* norm_name(NormKind n) {
+  return n == NormKind::kL2 ? "l2" : "linf";
+}
 
 const char* algo_name(Algo a) {
   switch (a) {
@@ -42,6 +44,8 @@ const char* dtype_name(DataType t) {
   return "unknown";
 }
 
-bool valid_dtype(int t) { return t >= 0 && t < qcclNumTypes; }
+bool valid_dtype(int t) {
+  return t >= 0 && t < qcclNumTypes;
+}
 
 }  // namespace qccl

@@ -40,7 +40,9 @@ const char* algo_name(Algo a);
 const char* dtype_name(DataType t);
 bool valid_dtype(int t);
 
-inline size_t dtype_size(DataType t) { return t == DataType::kFloat32 ? 4 : 2; }
+inline size_t dtype_size(DataType t) {
+  return t == DataType::kFloat32 ? 4 : 2;
+}
 
 // Methods that send symbols over a level table (as opposed to casts / none).
 inline bool is_quantizing(Method m) {

@@ -12,16 +12,22 @@ Result set_error(Result code, std::string message) {
   return code;
 }
 
-const std::string& thread_last_error() { return t_last_error; }
+const std::string& thread_last_error() {
+  return t_last_error;
+}
 
-void clear_thread_error() { t_last_error.clear(); }
+void clear_thread_error() {
+  t_last_error.clear();
+}
 
 const char* result_name(Result code) {
   switch (code) {
     case qcclSuccess: return "no error";
-    case qcclUnhandledCudaError: return "unhandled cuda error (run with QCCL_DEBUG=INFO for details)";
+    case qcclUnhandledCudaError:
+      return "unhandled cuda error (run with QCCL_DEBUG=INFO for details)";
     case qcclSystemError: return "unhandled system error (run with QCCL_DEBUG=INFO for details)";
-    case qcclInternalError: return "internal error - please report this issue to the qccl developers";
+    case qcclInternalError:
+      return "internal error - please report this issue to the qccl developers";
     case qcclInvalidArgument: return "invalid argument (run with QCCL_DEBUG=WARN for details)";
     case qcclInvalidUsage: return "invalid usage (run with QCCL_DEBUG=WARN for details)";
     case qcclRemoteError: return "remote process exited or there was a network error";

@@ -32,11 +32,11 @@ void note_failure_site(Result code, const char* file, int line, const char* expr
 
 }  // namespace qccl
 
-#define QCCL_CHECK(call)                                               \
-  do {                                                                 \
-    const qcclResult_t qccl_check_result_ = (call);                    \
-    if (qccl_check_result_ != qcclSuccess) {                           \
+#define QCCL_CHECK(call)                                                        \
+  do {                                                                          \
+    const qcclResult_t qccl_check_result_ = (call);                             \
+    if (qccl_check_result_ != qcclSuccess) {                                    \
       ::qccl::note_failure_site(qccl_check_result_, __FILE__, __LINE__, #call); \
-      return qccl_check_result_;                                       \
-    }                                                                  \
+      return qccl_check_result_;                                                \
+    }                                                                           \
   } while (0)

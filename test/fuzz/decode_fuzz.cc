@@ -49,8 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (size < 6) return 0;
   using namespace qccl;
-  const Method methods[] = {Method::kQsgd, Method::kNuqsgd, Method::kTrn, Method::kFp16,
-                            Method::kBf16, Method::kNone, Method::kQsgdInf};
+  const Method methods[] = {Method::kQsgd, Method::kNuqsgd, Method::kTrn,    Method::kFp16,
+                            Method::kBf16, Method::kNone,   Method::kQsgdInf};
   EncodeSpec spec;
   spec.method = methods[data[1] % 7];
   spec.bits = 2 + data[2] % 7;

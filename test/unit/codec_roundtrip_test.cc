@@ -26,7 +26,7 @@ TEST(BitPlanePacking, RoundTripsEverySymbolAtEveryWidth) {
 
 TEST(BitPlanePacking, WordKHoldsBitKOfEachCoordinate) {
   uint32_t symbols[kGroupSize] = {};
-  symbols[0] = 0b101;  // coordinate 0: bits 0 and 2
+  symbols[0] = 0b101;   // coordinate 0: bits 0 and 2
   symbols[31] = 0b010;  // coordinate 31: bit 1
   uint32_t words[3];
   pack_group(symbols, 3, words);
@@ -53,8 +53,7 @@ TEST(CodecRoundTrip, ValuesOnLevelsDecodeExactlyForEveryWidthAndSize) {
         spec.bits = bits;
         spec.bucket_size = bucket;
         const auto payload = Encode(v, spec, table);
-        EXPECT_EQ(payload.size(),
-                  quant_layout(n, bucket, bits, table.size()).total_bytes);
+        EXPECT_EQ(payload.size(), quant_layout(n, bucket, bits, table.size()).total_bytes);
         ASSERT_EQ(Decode(payload, n), v) << "bits " << bits << " bucket " << bucket << " n " << n;
       }
     }
@@ -85,11 +84,11 @@ TEST(CodecRoundTrip, ZeroBucketDecodesToExactZeros) {
 }
 
 TEST(CodecRoundTrip, NonFiniteInputStaysNonFiniteAndOtherBucketsAreUntouched) {
-  for (Method m : {Method::kQsgd, Method::kQsgdInf, Method::kTrn, Method::kNuqsgd,
-                   Method::kFp16, Method::kBf16, Method::kNone}) {
-    for (float bad : {std::numeric_limits<float>::quiet_NaN(),
-                      std::numeric_limits<float>::infinity(),
-                      -std::numeric_limits<float>::infinity()}) {
+  for (Method m : {Method::kQsgd, Method::kQsgdInf, Method::kTrn, Method::kNuqsgd, Method::kFp16,
+                   Method::kBf16, Method::kNone}) {
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+          -std::numeric_limits<float>::infinity()}) {
       std::vector<float> v = GaussianVector(128, 2);
       v[70] = bad;
       EncodeSpec spec;
@@ -255,9 +254,9 @@ TEST(CodecEncode, RejectsBadSpecsWithMessages) {
   EXPECT_NE(thread_last_error().find("capacity"), std::string::npos);
   EXPECT_EQ(encode(nullptr, DataType::kFloat32, v.size(), spec, out.data(), out.size(), nullptr),
             qcclInvalidArgument);
-  EXPECT_EQ(encode(v.data(), static_cast<DataType>(7), v.size(), spec, out.data(), out.size(),
-                   nullptr),
-            qcclInvalidArgument);
+  EXPECT_EQ(
+      encode(v.data(), static_cast<DataType>(7), v.size(), spec, out.data(), out.size(), nullptr),
+      qcclInvalidArgument);
   const float unsorted[] = {-1.0f, 0.5f, 0.2f, 1.0f};
   bad = spec;
   bad.levels = unsorted;

@@ -31,7 +31,7 @@ TEST(QuantizationVariance, T1ExactValues) {
 TEST(QuantizationVariance, T1MeasuredMatchesExact) {
   const std::vector<float> v = {3, 4};
   const LevelTable tables[] = {LevelTable{{-1, -0.5f, 0, 0.5f, 1}}, uniform_table(3),
-                              exponential_table(3, 0.5)};
+                               exponential_table(3, 0.5)};
   for (const LevelTable& t : tables) {
     const double exact = Variance(v, t.levels);
     double sum = 0, sum2 = 0;
@@ -63,7 +63,8 @@ TEST(QuantizationVariance, T2QsgdBoundOnGaussianData) {
   for (float x : v) norm2 += static_cast<double>(x) * x;
   for (int s : {1, 2, 3, 7, 15}) {
     std::vector<float> levels(2 * s + 1);
-    for (int i = 0; i <= 2 * s; ++i) levels[i] = static_cast<float>(-1.0 + static_cast<double>(i) / s);
+    for (int i = 0; i <= 2 * s; ++i)
+      levels[i] = static_cast<float>(-1.0 + static_cast<double>(i) / s);
     levels[0] = -1;
     levels[2 * s] = 1;
     levels[s] = 0;
@@ -143,8 +144,8 @@ TEST(QuantizationVariance, MeasuredErrorMatchesExactOnGaussianBuckets) {
   const LevelTable t = exponential_table(3, 0.5);
   EncodeSpec spec;
   spec.bucket_size = 512;
-  const double exact = quantization_variance(v.data(), v.size(), 512, NormKind::kL2,
-                                             t.levels.data(), t.size());
+  const double exact =
+      quantization_variance(v.data(), v.size(), 512, NormKind::kL2, t.levels.data(), t.size());
   double sum = 0, sum2 = 0;
   const int trials = 2000;
   for (int s = 0; s < trials; ++s) {

@@ -26,8 +26,8 @@ inline std::vector<unsigned char> Encode(const std::vector<float>& v, EncodeSpec
   spec.levels = table.levels.data();
   spec.num_levels = table.size();
   std::vector<unsigned char> payload(payload_bytes(spec, v.size()));
-  const Result r = encode(v.data(), DataType::kFloat32, v.size(), spec, payload.data(),
-                          payload.size(), stats);
+  const Result r =
+      encode(v.data(), DataType::kFloat32, v.size(), spec, payload.data(), payload.size(), stats);
   EXPECT_EQ(r, qcclSuccess) << thread_last_error();
   return payload;
 }

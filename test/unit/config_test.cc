@@ -1,11 +1,11 @@
 // Configuration: defaults, environment, overrides, and one clear error per
 // bad value naming the variable, the value and what is allowed.
+#include "core/config.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
-
-#include "core/config.h"
 
 namespace qccl {
 namespace {
@@ -45,11 +45,19 @@ TEST_F(ConfigTest, DefaultsFollowTheDesign) {
 }
 
 TEST_F(ConfigTest, EnvironmentValuesAreParsed) {
-  env_ = {{"QCCL_METHOD", "qsgdinf"}, {"QCCL_BITS", "4"},       {"QCCL_BUCKET_SIZE", "1024"},
-          {"QCCL_ALGO", "sra"},       {"QCCL_SEED", "42"},      {"QCCL_UPDATE_STEPS", "5,10"},
-          {"QCCL_UPDATE_EVERY", "0"}, {"QCCL_FUSION_THRESHOLD", "8M"},
-          {"QCCL_MIN_COMPRESS_BYTES", "1K"}, {"QCCL_DEBUG", "info"}, {"QCCL_TIMEOUT_S", "2.5"},
-          {"QCCL_ERROR_FEEDBACK", "1"}, {"QCCL_TIMELINE", "/tmp/t.json"}};
+  env_ = {{"QCCL_METHOD", "qsgdinf"},
+          {"QCCL_BITS", "4"},
+          {"QCCL_BUCKET_SIZE", "1024"},
+          {"QCCL_ALGO", "sra"},
+          {"QCCL_SEED", "42"},
+          {"QCCL_UPDATE_STEPS", "5,10"},
+          {"QCCL_UPDATE_EVERY", "0"},
+          {"QCCL_FUSION_THRESHOLD", "8M"},
+          {"QCCL_MIN_COMPRESS_BYTES", "1K"},
+          {"QCCL_DEBUG", "info"},
+          {"QCCL_TIMEOUT_S", "2.5"},
+          {"QCCL_ERROR_FEEDBACK", "1"},
+          {"QCCL_TIMELINE", "/tmp/t.json"}};
   ASSERT_EQ(Resolve(), qcclSuccess) << thread_last_error();
   EXPECT_EQ(config_.method, Method::kQsgdInf);
   EXPECT_EQ(config_.effective_norm(), NormKind::kLinf);

@@ -1,5 +1,7 @@
 // fp16 / bf16 conversions: round to nearest even, checked against the
 // compiler's own _Float16 conversion and hand-derived edge cases.
+#include "codec/half_cast.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,17 +9,15 @@
 #include <limits>
 #include <random>
 
-#include "codec/half_cast.h"
-
 namespace qccl {
 namespace {
 
 TEST(HalfCast, Fp16EdgeCases) {
   EXPECT_EQ(float_to_fp16(1.0f), 0x3C00);
   EXPECT_EQ(float_to_fp16(-2.0f), 0xC000);
-  EXPECT_EQ(float_to_fp16(65504.0f), 0x7BFF);   // largest finite
-  EXPECT_EQ(float_to_fp16(65519.0f), 0x7BFF);   // rounds down
-  EXPECT_EQ(float_to_fp16(65520.0f), 0x7C00);   // ties to even: Inf
+  EXPECT_EQ(float_to_fp16(65504.0f), 0x7BFF);               // largest finite
+  EXPECT_EQ(float_to_fp16(65519.0f), 0x7BFF);               // rounds down
+  EXPECT_EQ(float_to_fp16(65520.0f), 0x7C00);               // ties to even: Inf
   EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
   EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);  // tie to even: zero
   EXPECT_EQ(float_to_fp16(std::ldexp(1.5f, -25)), 0x0001);

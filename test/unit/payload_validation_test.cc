@@ -49,7 +49,9 @@ class PayloadValidation : public ::testing::Test {
   std::vector<float> out_;
 };
 
-TEST_F(PayloadValidation, IntactPayloadDecodes) { EXPECT_EQ(DecodeIt(payload_, 1000), qcclSuccess); }
+TEST_F(PayloadValidation, IntactPayloadDecodes) {
+  EXPECT_EQ(DecodeIt(payload_, 1000), qcclSuccess);
+}
 
 TEST_F(PayloadValidation, DecodeRejectsTruncatedPayload) {
   for (size_t cut : {size_t{0}, size_t{10}, size_t{63}, size_t{64}, payload_.size() - 1}) {
@@ -121,7 +123,8 @@ TEST_F(PayloadValidation, RandomCorruptionNeverCrashes) {
   for (int trial = 0; trial < 3000; ++trial) {
     std::vector<unsigned char> p = good;
     const int flips = 1 + static_cast<int>(rng() % 4);
-    for (int f = 0; f < flips; ++f) p[rng() % p.size()] ^= static_cast<unsigned char>(1u << (rng() % 8));
+    for (int f = 0; f < flips; ++f)
+      p[rng() % p.size()] ^= static_cast<unsigned char>(1u << (rng() % 8));
     if (rng() % 4 == 0) p.resize(1 + rng() % p.size());
     const Result r = decode(p.data(), p.size(), UINT64_MAX, out_.data());
     EXPECT_TRUE(r == qcclSuccess || r == qcclCorruptPayload);

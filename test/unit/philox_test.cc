@@ -1,8 +1,8 @@
 // Philox4x32-10 against Random123's published known-answer vectors
 // (kat_vectors: counter[4] key[2] -> output[4]).
-#include <gtest/gtest.h>
-
 #include "codec/philox.h"
+
+#include <gtest/gtest.h>
 
 namespace qccl {
 namespace {
