@@ -148,6 +148,13 @@ TEST(AdaptAdapter, ConcurrentPlansNeverSeeATornTable) {
   for (int s = 0; s < 40; ++s) {
     EncodePlan plan;
     ASSERT_EQ(adapter->plan(s, 0, 1, &plan), qcclSuccess);
+    {
+      // The hot path's own view counts too: readers may be starved on a busy
+      // machine, but every step's plan waits for the fit of step s-2.
+      std::lock_guard<std::mutex> lock(seen_mutex);
+      auto [it, inserted] = seen.emplace(plan.table->version, plan.table->levels);
+      if (!inserted && it->second != plan.table->levels) ++bad;
+    }
     const auto stats = encode_stats(local_gradient(s, 4 * c.bucket_size), plan, c.bucket_size);
     ASSERT_EQ(adapter->submit(s, adapter->summary(stats), 1), qcclSuccess);
     step.store(s + 1);

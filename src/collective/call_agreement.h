@@ -1,0 +1,31 @@
+// Cheap cross-rank agreement on a collective call (DESIGN.md §2): before any
+// payload moves, ranks allgather a 32-byte descriptor of the call (kind,
+// count, dtype, op, method, bucket size, call number). A rank whose
+// descriptor differs makes every rank return qcclInvalidUsage naming the
+// difference, instead of a hang or an MPI truncation error. The exchange is
+// also the arrival check that QCCL_TIMEOUT_S applies to.
+#pragma once
+
+#include <cstdint>
+
+#include "collective/collective_context.h"
+
+namespace qccl {
+
+enum class CollectiveKind : uint8_t { kAllReduce = 1, kAllGather = 2 };
+
+struct CallDescriptor {
+  uint64_t count = 0;
+  uint64_t call_number = 0;
+  uint32_t bucket_size = 0;
+  uint8_t kind = 0;
+  uint8_t dtype = 0;
+  uint8_t op = 0;  // qcclRedOp_t; 0 for allgather
+  uint8_t method = 0;
+  uint64_t reserved = 0;
+};
+static_assert(sizeof(CallDescriptor) == 32, "descriptor is exchanged as 32 bytes");
+
+Result agree_on_call(CollectiveContext& ctx, const CallDescriptor& mine);
+
+}  // namespace qccl

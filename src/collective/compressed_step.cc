@@ -1,0 +1,126 @@
+#include "collective/compressed_step.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "codec/level_table.h"
+#include "core/logging.h"
+
+namespace qccl {
+
+Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, DataType dtype,
+                   PlannedEncode* out) {
+  double global_norm = 0;
+  if (ctx.adapter.needs_global_norm()) {
+    // The norm of the summed gradient is unknown before the reduction; the
+    // L2 norm of all ranks' gradients stacked (sqrt of the summed squares)
+    // stands in for it, and is identical on every rank.
+    const float* v = static_cast<const float*>(data);
+    if (dtype != DataType::kFloat32) {
+      float* widened = grow(&ctx.workspace.sum, count);
+      cast_to_float(data, count, dtype, widened);
+      v = widened;
+    }
+    double squares = 0;
+    for (uint64_t i = 0; i < count; ++i) squares += static_cast<double>(v[i]) * v[i];
+    QCCL_CHECK(ctx.transport.allreduce_sum(&squares, 1));
+    global_norm = std::sqrt(squares);
+  }
+  QCCL_CHECK(ctx.adapter.plan(ctx.step, global_norm, ctx.learning_rate, &out->plan));
+  EncodeSpec& s = out->spec;
+  s.method = ctx.config.method;
+  s.bits = out->plan.bits > 0 ? out->plan.bits : ctx.config.bits;
+  s.bucket_size = ctx.config.bucket_size;
+  s.norm = ctx.config.effective_norm();
+  if (out->plan.table) {
+    // A table that would quantise wrongly must fail loudly, not corrupt
+    // the sum (DESIGN.md §5.3: every rank holds the same table, so every
+    // rank fails alike).
+    const LevelTable& t = *out->plan.table;
+    if (is_quantizing(s.method) &&
+        validate_levels(t.levels.data(), t.size(), s.bits) != qcclSuccess)
+      return fail(qcclInternalError, "the adapter's level table v{} for {} bits is invalid: {}",
+                  t.version, s.bits, std::string(thread_last_error()));
+    s.levels = out->plan.table->levels.data();
+    s.num_levels = out->plan.table->size();
+    s.table_version = out->plan.table->version;
+  }
+  s.seed = ctx.config.seed;
+  s.rank = static_cast<uint32_t>(ctx.transport.rank());
+  s.stream = 0;
+  s.step = static_cast<uint32_t>(ctx.step);
+  s.index_base = 0;
+  out->stats = EncodeStats{};
+  return qcclSuccess;
+}
+
+Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned) {
+  if (!planned.plan.collect_stats) return qcclSuccess;
+  const std::vector<double> mine = ctx.adapter.summary(planned.stats);
+  const int n = ctx.transport.size();
+  const uint64_t bytes = mine.size() * sizeof(double);
+  double* all = grow(&ctx.workspace.summaries, mine.size() * n);
+  uint64_t* sizes = grow(&ctx.workspace.sizes, n);
+  uint64_t* offsets = grow(&ctx.workspace.offsets, n);
+  for (int r = 0; r < n; ++r) sizes[r] = bytes, offsets[r] = r * bytes;
+  QCCL_CHECK(ctx.transport.allgatherv(mine.data(), bytes, all, sizes, offsets));
+  const std::vector<double> gathered(all, all + mine.size() * n);
+  return ctx.adapter.submit(ctx.step, gathered, n);
+}
+
+Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
+                        uint64_t expected_count, const EncodeSpec& mine, bool accumulate,
+                        float* out) {
+  const Result r = accumulate ? decode_accumulate(payload, bytes, expected_count, out)
+                              : decode(payload, bytes, expected_count, out);
+  if (r == qcclSuccess) return r;
+  if (r == qcclCorruptPayload && bytes >= sizeof(PayloadHeader)) {
+    PayloadHeader h;
+    std::memcpy(&h, payload, sizeof h);
+    if (h.magic == kPayloadMagic && h.count != expected_count)
+      return fail(qcclInvalidUsage,
+                  "count differs between ranks: rank {} sent {}, this rank has {}", from, h.count,
+                  expected_count);
+    if (h.magic == kPayloadMagic && h.method != static_cast<uint8_t>(mine.method))
+      return fail(qcclInvalidUsage,
+                  "method differs between ranks: rank {} sent {}, this rank uses {}", from,
+                  method_name(static_cast<Method>(h.method)), method_name(mine.method));
+  }
+  return fail(r, "payload from rank {}: {}", from, std::string(thread_last_error()));
+}
+
+void finish_reduction(const float* sum, uint64_t count, bool average, int nranks, DataType dtype,
+                      void* recv) {
+  float* scaled = const_cast<float*>(sum);
+  if (average) {
+    const float inv = 1.0f / static_cast<float>(nranks);
+    for (uint64_t i = 0; i < count; ++i) scaled[i] *= inv;
+  }
+  if (static_cast<void*>(scaled) != recv) cast_from_float(scaled, count, dtype, recv);
+}
+
+void count_compressed_call(CollectiveContext& ctx, const PlannedEncode& planned,
+                           uint64_t input_bytes, uint64_t payload_bytes, uint64_t wire_bytes) {
+  CollectiveCounters& c = ctx.counters;
+  c.compressed_calls++;
+  c.compressed_input_bytes += input_bytes;
+  c.compressed_payload_bytes += payload_bytes;
+  c.wire_bytes += wire_bytes;
+  c.bits = planned.spec.bits;
+  c.table_version = planned.spec.table_version;
+  if (planned.plan.table) c.levels = planned.plan.table->levels;
+  c.predicted_variance = planned.plan.predicted_variance;
+}
+
+void log_choice_once(CollectiveContext& ctx, const char* collective, const char* algorithm,
+                     uint64_t bytes) {
+  int size_class = 0;
+  while ((bytes >> size_class) > 1) ++size_class;
+  if (!ctx.logged_choices.insert({std::string(collective) + "/" + algorithm, size_class}).second)
+    return;
+  QCCL_LOG_INFO("{} of {} bytes (size class 2^{}) on {} ranks: algorithm {} (method {}, {} bits)",
+                collective, bytes, size_class, ctx.transport.size(), algorithm,
+                method_name(ctx.config.method), ctx.config.bits);
+}
+
+}  // namespace qccl

@@ -1,0 +1,51 @@
+// How bytes move between ranks (DESIGN.md §1 transport layer). The
+// collective layer talks only to this interface; MpiTransport is the CPU
+// implementation, NcclTransport (CUDA issue) the GPU one. Host buffers only.
+//
+// Every call completes before it returns or fails with a qcclResult_t. A
+// call that cannot complete within the transport's timeout returns
+// qcclTimeout naming the operation; after that the transport is broken
+// (MPI cannot cancel a collective) and every later call returns
+// qcclInvalidUsage.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/method.h"
+#include "core/result.h"
+
+namespace qccl {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // Variable-size allgather of bytes: rank r's `send_bytes` land at
+  // recv + recv_offsets[r]; recv_bytes[r] must equal what rank r sends.
+  virtual Result allgatherv(const void* send, uint64_t send_bytes, void* recv,
+                            const uint64_t* recv_bytes, const uint64_t* recv_offsets) = 0;
+
+  // All-to-all of bytes: send_bytes[r] bytes at send + send_offsets[r] go to
+  // rank r; rank r's piece for this rank lands at recv + recv_offsets[r].
+  virtual Result alltoallv(const void* send, const uint64_t* send_bytes,
+                           const uint64_t* send_offsets, void* recv, const uint64_t* recv_bytes,
+                           const uint64_t* recv_offsets) = 0;
+
+  // In-place sum of a few doubles (statistics, norms).
+  virtual Result allreduce_sum(double* values, size_t n) = 0;
+
+  // Uncompressed sum of a user buffer. Equals the transport's native
+  // allreduce bit for bit (MpiTransport: MPI_Allreduce; float16/bfloat16
+  // are widened to float32, summed by MPI_Allreduce and rounded back to
+  // nearest even). `send` may equal `recv`.
+  virtual Result allreduce_passthrough(const void* send, void* recv, uint64_t count,
+                                       DataType dtype) = 0;
+
+  virtual Result barrier() = 0;
+};
+
+}  // namespace qccl
