@@ -66,6 +66,9 @@ std::string format_levels(const LevelTable& t) {
 
 class AdaptiveAdapter : public Adapter {
  public:
+  // Fewer pooled coordinates than this and a fit would follow noise.
+  static constexpr double kMinFitCoordinates = 4096;
+
   AdaptiveAdapter(const Config& config, LevelTable initial)
       : method_(config.method),
         bits_(config.bits),
@@ -82,7 +85,8 @@ class AdaptiveAdapter : public Adapter {
     seal_before(step);
     PublishedTable due;
     if (thread_.take_due(step, &due)) current_ = std::move(due);
-    *out = EncodePlan{current_.table, bits_, is_refit_step(update_steps_, update_every_, step),
+    *out = EncodePlan{current_.table, bits_,
+                      pool_more_ || is_refit_step(update_steps_, update_every_, step),
                       current_.predicted_variance};
     return qcclSuccess;
   }
@@ -113,11 +117,20 @@ class AdaptiveAdapter : public Adapter {
  private:
   // Statistics of a step are complete once a later step begins: hand them
   // to the thread with the next version, due kSwitchLag steps after theirs.
+  // A step with too few coordinates (say a first call of a handful of
+  // elements) would fit a table to noise and keep it until the next refit:
+  // its statistics are pooled with the following steps' instead, which are
+  // collected until the pool is large enough (every rank decides alike).
   void seal_before(uint64_t step) {
     if (!has_pending_ || pending_step_ >= step) return;
+    if (pending_.count < kMinFitCoordinates) {
+      pool_more_ = true;
+      return;
+    }
     thread_.post(pending_step_ + kSwitchLag, next_version_++, std::move(pending_));
     pending_ = StatsSummary{};
     has_pending_ = false;
+    pool_more_ = false;
   }
 
   // Runs on the statistics thread only (previous_p_ is its state).
@@ -148,6 +161,7 @@ class AdaptiveAdapter : public Adapter {
   std::mutex mutex_;  // guards the members below against concurrent plan/submit
   PublishedTable current_;
   StatsSummary pending_;
+  bool pool_more_ = false;  // pending_ is too small to fit: keep collecting
   uint64_t pending_step_ = 0;
   bool has_pending_ = false;
   uint32_t next_version_ = 1;  // 0 is the initial table

@@ -24,10 +24,12 @@ void alq_sweep(const LevelModel& model, std::vector<double>* levels);
 // until converged (at most 2000).
 AlqResult alq_descend(const LevelModel& model, std::vector<double> start, int sweeps = kAlqSweeps);
 
-// The three starts of §3: quantiles of F, uniform, exponential p = 1/2.
+// The three starts of §3 — quantiles of F, uniform, exponential p = 1/2 —
+// plus quantiles of f^(1/3) (near-optimal for large tables).
 std::vector<std::vector<double>> alq_starts(const LevelModel& model, int bits);
+std::vector<double> companding_start(const LevelModel& model, int num_levels);
 
-// Best of alq_descend from the three starts (lowest V; ties to the earlier start).
+// Best of alq_descend from the four starts (lowest V; ties to the earlier start).
 AlqResult optimise_alq(const LevelModel& model, int bits, int sweeps = kAlqSweeps);
 
 }  // namespace qccl

@@ -270,3 +270,36 @@ TEST(AdaptDqsgd, AdapterIsDeterministicAndCalibrated) {
 
 }  // namespace
 }  // namespace qccl
+
+namespace qccl {
+namespace {
+
+// A first call of a handful of elements must not fix the table until the
+// next scheduled refit: its statistics are pooled with later steps', which
+// keep being collected until there are enough coordinates to fit.
+TEST(AdaptAdapter, TinyStepsArePooledBeforeFitting) {
+  Config c = adaptive_config(Method::kAlq, ModelKind::kHistogram);
+  c.update_steps = {0};
+  c.update_every = 0;
+  std::unique_ptr<Adapter> adapter;
+  ASSERT_EQ(create_adapter(c, &adapter), qcclSuccess);
+  EncodePlan plan;
+  ASSERT_EQ(adapter->plan(0, 0, 1, &plan), qcclSuccess);
+  ASSERT_TRUE(plan.collect_stats);
+  const uint32_t initial_version = plan.table->version;
+  auto stats = encode_stats(local_gradient(0, 10), plan, c.bucket_size);
+  ASSERT_EQ(adapter->submit(0, adapter->summary(stats), 1), qcclSuccess);
+  // Step 1 is not a scheduled refit, but the pool is too small: collect again.
+  ASSERT_EQ(adapter->plan(1, 0, 1, &plan), qcclSuccess);
+  EXPECT_TRUE(plan.collect_stats);
+  stats = encode_stats(local_gradient(1, 4 * c.bucket_size), plan, c.bucket_size);
+  ASSERT_EQ(adapter->submit(1, adapter->summary(stats), 1), qcclSuccess);
+  ASSERT_EQ(adapter->plan(2, 0, 1, &plan), qcclSuccess);
+  EXPECT_FALSE(plan.collect_stats);  // the pool was fitted; schedule has no more steps
+  EXPECT_EQ(plan.table->version, initial_version);  // takes effect kSwitchLag after step 1
+  ASSERT_EQ(adapter->plan(1 + kSwitchLag, 0, 1, &plan), qcclSuccess);
+  EXPECT_GT(plan.table->version, initial_version);
+}
+
+}  // namespace
+}  // namespace qccl
