@@ -85,9 +85,15 @@ class AdaptiveAdapter : public Adapter {
     seal_before(step);
     PublishedTable due;
     if (thread_.take_due(step, &due)) current_ = std::move(due);
-    *out = EncodePlan{current_.table, bits_,
-                      pool_more_ || is_refit_step(update_steps_, update_every_, step),
-                      current_.predicted_variance};
+    if (!planned_any_ || step != planned_step_) {
+      // First call of a new step: a refit is due if one was scheduled since
+      // the previous planned step (steps of uncompressed calls never plan).
+      const uint64_t first = planned_any_ ? planned_step_ + 1 : 0;
+      refit_due_ = refit_due_between(update_steps_, update_every_, first, step);
+      planned_step_ = step;
+      planned_any_ = true;
+    }
+    *out = EncodePlan{current_.table, bits_, pool_more_ || refit_due_, current_.predicted_variance};
     return qcclSuccess;
   }
 
@@ -162,6 +168,9 @@ class AdaptiveAdapter : public Adapter {
   PublishedTable current_;
   StatsSummary pending_;
   bool pool_more_ = false;  // pending_ is too small to fit: keep collecting
+  bool planned_any_ = false;
+  uint64_t planned_step_ = 0;  // step of the last plan() call
+  bool refit_due_ = false;     // this step collects statistics for a refit
   uint64_t pending_step_ = 0;
   bool has_pending_ = false;
   uint32_t next_version_ = 1;  // 0 is the initial table

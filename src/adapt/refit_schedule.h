@@ -11,4 +11,10 @@ namespace qccl {
 
 bool is_refit_step(const std::vector<uint64_t>& steps, uint64_t every, uint64_t step);
 
+// Whether any refit step lies in [first, last]. A scheduled step on which no
+// compressed call happens (only small, uncompressed buffers) must not be
+// lost: the next compressed call collects for it.
+bool refit_due_between(const std::vector<uint64_t>& steps, uint64_t every, uint64_t first,
+                       uint64_t last);
+
 }  // namespace qccl

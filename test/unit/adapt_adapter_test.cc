@@ -303,3 +303,40 @@ TEST(AdaptAdapter, TinyStepsArePooledBeforeFitting) {
 
 }  // namespace
 }  // namespace qccl
+
+namespace qccl {
+namespace {
+
+TEST(AdaptSchedule, RefitDueBetweenFindsListedAndPeriodicSteps) {
+  const std::vector<uint64_t> steps = {0, 100, 2000};
+  EXPECT_TRUE(refit_due_between(steps, 10000, 0, 0));
+  EXPECT_FALSE(refit_due_between(steps, 10000, 1, 99));
+  EXPECT_TRUE(refit_due_between(steps, 10000, 1, 150));
+  EXPECT_FALSE(refit_due_between(steps, 10000, 2001, 11999));
+  EXPECT_TRUE(refit_due_between(steps, 10000, 2001, 12000));
+  EXPECT_TRUE(refit_due_between(steps, 10000, 12001, 22005));
+  EXPECT_FALSE(refit_due_between(steps, 0, 2001, 1000000));
+  EXPECT_TRUE(refit_due_between({}, 7, 1, 7));
+  EXPECT_FALSE(refit_due_between({}, 7, 8, 13));
+  EXPECT_FALSE(refit_due_between(steps, 10000, 5, 4));
+}
+
+// Steps whose calls were all uncompressed never reach plan(); the refit
+// scheduled on one of them happens on the next compressed call instead.
+TEST(AdaptAdapter, RefitScheduledOnAnUnplannedStepIsNotLost) {
+  Config c = adaptive_config(Method::kAlq, ModelKind::kHistogram);
+  c.update_steps = {0, 100};
+  c.update_every = 0;
+  std::unique_ptr<Adapter> adapter;
+  ASSERT_EQ(create_adapter(c, &adapter), qcclSuccess);
+  EncodePlan plan;
+  ASSERT_EQ(adapter->plan(150, 0, 1, &plan), qcclSuccess);  // steps 0..149 never planned
+  EXPECT_TRUE(plan.collect_stats);
+  ASSERT_EQ(adapter->plan(150, 0, 1, &plan), qcclSuccess);  // a second call in the same step
+  EXPECT_TRUE(plan.collect_stats);
+  ASSERT_EQ(adapter->plan(151, 0, 1, &plan), qcclSuccess);
+  EXPECT_FALSE(plan.collect_stats);
+}
+
+}  // namespace
+}  // namespace qccl
