@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "usage: qccl_levels --method {alq,alqn,amq,amqn,qsgd,qsgdinf,nuqsgd,trn} --bits B\n"
     "                   --bucket N (--input FILE | --normal SIGMA)\n"
     "                   [--model truncnorm|mixture|histogram] [--weight norm|norm2]\n"
+    "                   [--norm l2|linf]\n"
     "                   [--seeds S] [--json]\n"
     "  --input FILE    raw little-endian float32 values (e.g. a dumped gradient)\n"
     "  --normal SIGMA  F = normal(0, SIGMA) truncated to [-1, 1]\n";
@@ -104,6 +105,12 @@ int main(int argc, char** argv) {
       model_text = argv[++i];
     } else if (arg == "--weight") {
       weight_text = argv[++i];
+    } else if (arg == "--norm") {
+      const std::string norm = argv[++i];
+      if (norm != "l2" && norm != "linf")
+        return usage_error("--norm must be l2 or linf, got " + norm);
+      request.norm_auto = false;
+      request.norm = norm == "l2" ? NormKind::kL2 : NormKind::kLinf;
     } else {
       return usage_error("unknown argument " + arg);
     }

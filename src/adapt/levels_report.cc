@@ -58,7 +58,7 @@ Result measure_normalized_variance(const std::vector<float>& data, Method method
 Result report_levels_for_data(const LevelsRequest& request, const std::vector<float>& data,
                               LevelsReport* out) {
   if (data.empty()) return fail(qcclInvalidArgument, "no input values");
-  const NormKind norm = default_norm(request.method);
+  const NormKind norm = request.norm_auto ? default_norm(request.method) : request.norm;
   const int bits = wire_bits(request.method, request.bits);
   // Statistics come from a real encode with the method's starting table.
   LevelTable start;

@@ -18,6 +18,8 @@ struct LevelsRequest {
   uint32_t bucket_size = 8192;
   ModelKind model = ModelKind::kAuto;
   MixtureWeight weight = MixtureWeight::kNorm;
+  bool norm_auto = true;          // the method's own norm (default_norm)
+  NormKind norm = NormKind::kL2;  // used when !norm_auto
   int seeds = 5;  // encode/decode repetitions for the measurement
 };
 

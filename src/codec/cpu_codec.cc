@@ -160,7 +160,7 @@ QCCL_SIMD_CLONES void pack_groups(const uint32_t* sym, uint32_t groups, int bits
 void encode_bucket(const EncodeSpec& spec, const DrawKey& key, uint64_t index0, uint32_t n,
                    BucketScratch& s, float* norm_out, uint32_t* words, EncodeStats* stats) {
   float* x = s.values.data();
-  const float norm = bucket_norm_reference(x, n, spec.norm);
+  const float norm = canonical_nan(bucket_norm_reference(x, n, spec.norm));
   *norm_out = norm;
   for (uint32_t i = 0; i < n; ++i) x[i] = normalise(x[i], norm);  // x now holds r
   if (stats != nullptr) {
@@ -228,6 +228,14 @@ uint32_t payload_checksum(const PayloadHeader& header, const float* table) {
   return fnv1a(hash, reinterpret_cast<const unsigned char*>(table), 4ull * header.table_size);
 }
 
+Result make_payload_header(const EncodeSpec& spec, uint64_t count, PayloadHeader* out) {
+  QCCL_CHECK(check_spec(spec));
+  PayloadHeader header = make_header(spec, count, payload_bytes(spec, count));
+  header.checksum = payload_checksum(header, is_cast(spec.method) ? nullptr : spec.levels);
+  *out = header;
+  return qcclSuccess;
+}
+
 uint64_t payload_bytes(const EncodeSpec& spec, uint64_t count) {
   if (is_cast(spec.method)) return cast_payload_bytes(count, cast_bytes(spec.method));
   return quant_layout(count, spec.bucket_size, spec.bits, spec.num_levels).total_bytes;
@@ -239,15 +247,13 @@ Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& 
     return fail(qcclInvalidArgument, "encode: unknown dtype {}", static_cast<int>(dtype));
   if ((in == nullptr && count > 0) || out == nullptr)
     return fail(qcclInvalidArgument, "encode: null {} buffer", out == nullptr ? "output" : "input");
-  QCCL_CHECK(check_spec(spec));
-  const uint64_t total = payload_bytes(spec, count);
+  PayloadHeader header;
+  QCCL_CHECK(make_payload_header(spec, count, &header));
+  const uint64_t total = header.total_bytes;
   if (capacity < total)
     return fail(qcclInvalidArgument, "encode: output capacity {} bytes < payload size {} bytes",
                 capacity, total);
   unsigned char* bytes = static_cast<unsigned char*>(out);
-  PayloadHeader header = make_header(spec, count, total);
-  const float* table = is_cast(spec.method) ? nullptr : spec.levels;
-  header.checksum = payload_checksum(header, table);
   std::memcpy(bytes, &header, sizeof header);
 
   if (is_cast(spec.method)) {

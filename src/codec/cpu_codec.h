@@ -75,6 +75,11 @@ Result decode(const void* payload, uint64_t bytes, uint64_t expected_count, floa
 // acc[i] += decoded value.
 Result decode_accumulate(const void* payload, uint64_t bytes, uint64_t expected_count, float* acc);
 
+// The header (checksum included) of the payload `spec` gives for `count`
+// elements, after the same checks encode() makes. The CUDA codec writes the
+// identical header from it.
+Result make_payload_header(const EncodeSpec& spec, uint64_t count, PayloadHeader* out);
+
 // Stamp the checksum into a header whose table follows it (used by encode
 // and by tests that craft payloads).
 uint32_t payload_checksum(const PayloadHeader& header, const float* table);

@@ -29,7 +29,7 @@ QCCL_HD void mulhilo(uint32_t a, uint32_t b, uint32_t* hi, uint32_t* lo) {
 QCCL_HD Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t key0, uint32_t key1) {
   using namespace philox_detail;
   // Fully unrolled so a CPU loop over many counters can vectorise.
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDACC__)
 #pragma unroll
 #elif defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 10

@@ -54,6 +54,20 @@ QCCL_HD bool l2_needs_rescale(float sum_squares, float linf) {
          !(sum_squares >= 1e-30f && sum_squares - sum_squares == 0.0f);
 }
 
+// One NaN bit pattern for a NaN norm: CUDA's sqrt returns the canonical NaN
+// while x86 keeps the input's payload, and the stored norm must match.
+QCCL_HD float canonical_nan(float x) {
+  if (x == x) return x;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(0x7FC00000u);
+#else
+  const uint32_t bits = 0x7FC00000u;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
+
 // Element of the rescaled pass and the norm it yields.
 QCCL_HD float rescaled(float x, float linf) {
   return x / linf;

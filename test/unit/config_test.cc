@@ -41,7 +41,8 @@ TEST_F(ConfigTest, DefaultsFollowTheDesign) {
   EXPECT_DOUBLE_EQ(config_.cycle_time_ms, 1.0);
   EXPECT_EQ(config_.debug, log::Level::kWarn);
   EXPECT_DOUBLE_EQ(config_.timeout_s, 300.0);
-  EXPECT_EQ(config_.effective_norm(), NormKind::kL2);
+  // Adaptive methods default to Linf (measured, docs/adaptive-levels.md).
+  EXPECT_EQ(config_.effective_norm(), NormKind::kLinf);
 }
 
 TEST_F(ConfigTest, EnvironmentValuesAreParsed) {

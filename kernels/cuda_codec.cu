@@ -1,0 +1,286 @@
+// CudaCodec (src/codec/cuda_codec.h): argument checks, header and table on
+// the host, host-side payload validation, the workspace, and the statistics
+// read-back. The kernels are in encode_kernel.cuh / decode_kernel.cuh.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "codec/cpu_codec.h"
+#include "codec/cuda_codec.h"
+#include "cuda_check.cuh"
+#include "kernel_dispatch.cuh"
+
+namespace qccl {
+
+bool cuda_device_available(std::string* why) {
+  int devices = 0;
+  const cudaError_t error = cudaGetDeviceCount(&devices);
+  if (error != cudaSuccess) {
+    if (why != nullptr)
+      *why = fmt::format("{} ({})", cudaGetErrorName(error), cudaGetErrorString(error));
+    cudaGetLastError();  // do not leave the error sticky for the next call
+    return false;
+  }
+  if (devices == 0) {
+    if (why != nullptr) *why = "cudaGetDeviceCount reports 0 devices";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Bytes of a payload's start that hold its header and largest possible table.
+constexpr uint64_t kPrefixBytes = sizeof(PayloadHeader) + 4ull * kernels::kMaxLevels;
+
+// A device or pinned host allocation that only grows.
+struct Allocation {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  bool pinned = false;
+};
+
+Result grow(Allocation* a, size_t bytes, bool pinned, const char* what) {
+  if (a->bytes >= bytes) return qcclSuccess;
+  const size_t target = std::max(bytes, 2 * a->bytes);
+  if (a->ptr != nullptr) {
+    QCCL_CUDA_CHECK(a->pinned ? cudaFreeHost(a->ptr) : cudaFree(a->ptr));
+    a->ptr = nullptr;
+    a->bytes = 0;
+  }
+  const cudaError_t error = pinned ? cudaMallocHost(&a->ptr, target) : cudaMalloc(&a->ptr, target);
+  if (error != cudaSuccess) {
+    a->ptr = nullptr;
+    return fail(qcclUnhandledCudaError, "CUDA codec workspace: cannot allocate {} bytes for {}: {}",
+                target, what, cudaGetErrorString(error));
+  }
+  a->bytes = target;
+  a->pinned = pinned;
+  return qcclSuccess;
+}
+
+void release(Allocation* a) {
+  if (a->ptr == nullptr) return;
+  // Destructor path: nothing to report to; the runtime may be shut down.
+  if (a->pinned)
+    cudaFreeHost(a->ptr);
+  else
+    cudaFree(a->ptr);
+  a->ptr = nullptr;
+}
+
+// A buffer the kernels read or write must be device memory (or managed) of
+// the current device: host pointers fail here with a message, not in a kernel.
+Result check_device_pointer(const void* p, const char* what) {
+  cudaPointerAttributes attributes;
+  const cudaError_t error = cudaPointerGetAttributes(&attributes, p);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return fail(qcclInvalidArgument, "{} {} is not a CUDA pointer ({})", what, p,
+                cudaGetErrorString(error));
+  }
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
+    return fail(qcclInvalidArgument, "{} {} is not device memory", what, p);
+  int device = 0;
+  QCCL_CUDA_CHECK(cudaGetDevice(&device));
+  if (attributes.type == cudaMemoryTypeDevice && attributes.device != device)
+    return fail(qcclInvalidArgument, "{} {} is on device {}, the current device is {}", what, p,
+                attributes.device, device);
+  return qcclSuccess;
+}
+
+}  // namespace
+
+struct CudaCodec::Workspace {
+  Allocation bucket_stats;            // device: BucketStats per bucket
+  Allocation hist_counts;             // device: kHistBins uint32 per bucket
+  Allocation stats_readback;          // pinned: both of the above
+  Allocation prefixes;                // pinned: kPrefixBytes per payload
+  Allocation sources_host;            // pinned: DecodeSource per payload
+  Allocation sources_device;          // device: DecodeSource per payload
+  Allocation error_word;              // device: uint32 set by decode kernels
+  Allocation error_readback;          // pinned: uint32
+  cudaEvent_t decode_done = nullptr;  // the last decode launch (workspace reuse)
+
+  ~Workspace() {
+    if (decode_done != nullptr) cudaEventDestroy(decode_done);
+    for (Allocation* a : {&bucket_stats, &hist_counts, &stats_readback, &prefixes, &sources_host,
+                          &sources_device, &error_word, &error_readback})
+      release(a);
+  }
+};
+
+CudaCodec::CudaCodec() : workspace_(new Workspace) {}
+CudaCodec::~CudaCodec() = default;
+
+Result CudaCodec::encode_device(const void* in, DataType dtype, uint64_t count,
+                                const EncodeSpec& spec, void* out_device, uint64_t capacity,
+                                cudaStream_t stream, EncodeStats* stats) {
+  if (!valid_dtype(static_cast<int>(dtype)))
+    return fail(qcclInvalidArgument, "encode: unknown dtype {}", static_cast<int>(dtype));
+  if ((in == nullptr && count > 0) || out_device == nullptr)
+    return fail(qcclInvalidArgument, "encode: null {} buffer",
+                out_device == nullptr ? "output" : "input");
+  kernels::EncodeArgs args{};
+  QCCL_CHECK(make_payload_header(spec, count, &args.header));
+  const uint64_t total = args.header.total_bytes;
+  if (capacity < total)
+    return fail(qcclInvalidArgument, "encode: output capacity {} bytes < payload size {} bytes",
+                capacity, total);
+  if (reinterpret_cast<uintptr_t>(out_device) % 4 != 0)
+    return fail(qcclInvalidArgument, "encode: output buffer {} is not 4-byte aligned", out_device);
+  if (count > 0) QCCL_CHECK(check_device_pointer(in, "encode: input buffer"));
+  QCCL_CHECK(check_device_pointer(out_device, "encode: output buffer"));
+
+  args.in = in;
+  args.out = static_cast<unsigned char*>(out_device);
+  args.count = count;
+  args.index_base = spec.index_base;
+  args.key = DrawKey{spec.seed, spec.rank, spec.stream, spec.step};
+  if (!is_quantizing(spec.method))
+    return kernels::launch_encode_cast(args, dtype, spec.method, stream);
+
+  const QuantLayout layout = quant_layout(count, spec.bucket_size, spec.bits, spec.num_levels);
+  args.bucket_size = spec.bucket_size;
+  args.num_levels = spec.num_levels;
+  args.linf = spec.norm == NormKind::kLinf;
+  args.norms_offset = layout.norms_offset;
+  args.symbols_offset = layout.symbols_offset;
+  std::memcpy(args.levels, spec.levels, sizeof(float) * spec.num_levels);
+  const uint64_t buckets = num_buckets(count, spec.bucket_size);
+  Workspace& ws = *workspace_;
+  if (stats != nullptr && buckets > 0) {
+    QCCL_CHECK(grow(&ws.bucket_stats, buckets * sizeof(BucketStats), false, "bucket statistics"));
+    QCCL_CHECK(grow(&ws.hist_counts, buckets * kHistBins * 4, false, "histograms"));
+    QCCL_CHECK(grow(&ws.stats_readback, buckets * (sizeof(BucketStats) + kHistBins * 4), true,
+                    "statistics read-back"));
+    args.stats = static_cast<BucketStats*>(ws.bucket_stats.ptr);
+    args.hist_counts = static_cast<uint32_t*>(ws.hist_counts.ptr);
+  }
+  QCCL_CHECK(kernels::launch_encode_quantized(args, dtype, spec.bits, stream));
+  if (args.stats == nullptr) return qcclSuccess;
+
+  // Statistics are host data for the adaptation thread: read them back.
+  auto* host_stats = static_cast<BucketStats*>(ws.stats_readback.ptr);
+  auto* host_hist = reinterpret_cast<uint32_t*>(host_stats + buckets);
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(host_stats, args.stats, buckets * sizeof(BucketStats),
+                                  cudaMemcpyDeviceToHost, stream));
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(host_hist, args.hist_counts, buckets * kHistBins * 4,
+                                  cudaMemcpyDeviceToHost, stream));
+  QCCL_CUDA_CHECK(cudaStreamSynchronize(stream));
+  for (uint64_t b = 0; b < buckets; ++b) {
+    stats->buckets.push_back(host_stats[b]);
+    const float norm = host_stats[b].norm;
+    if (!std::isfinite(norm)) continue;  // as the CPU: no histogram for a non-finite bucket
+    const double weight = static_cast<double>(norm) * norm;
+    for (int i = 0; i < kHistBins; ++i) stats->hist[i] += weight * host_hist[b * kHistBins + i];
+  }
+  return qcclSuccess;
+}
+
+Result CudaCodec::decode_accumulate_device(const void* const* payloads, const uint64_t* sizes,
+                                           int n, uint64_t count, float* acc_device,
+                                           cudaStream_t stream, bool accumulate) {
+  if (n < 0) return fail(qcclInvalidArgument, "decode: payload count must be >= 0, got {}", n);
+  if (n == 0) return qcclSuccess;
+  if (payloads == nullptr || sizes == nullptr)
+    return fail(qcclInvalidArgument, "decode: null payload {} array",
+                payloads == nullptr ? "pointer" : "size");
+  if (count > 0 && acc_device == nullptr)
+    return fail(qcclInvalidArgument, "decode: null output buffer");
+  for (int p = 0; p < n; ++p) {
+    if (payloads[p] == nullptr) return fail(qcclInvalidArgument, "decode: payload {} is null", p);
+    if (reinterpret_cast<uintptr_t>(payloads[p]) % 4 != 0)
+      return fail(qcclInvalidArgument, "decode: payload {} at {} is not 4-byte aligned", p,
+                  payloads[p]);
+    QCCL_CHECK(check_device_pointer(payloads[p], "decode: payload"));
+  }
+  if (count > 0) QCCL_CHECK(check_device_pointer(acc_device, "decode: output buffer"));
+
+  Workspace& ws = *workspace_;
+  QCCL_CHECK(grow(&ws.prefixes, n * kPrefixBytes, true, "payload headers"));
+  QCCL_CHECK(grow(&ws.sources_host, n * sizeof(kernels::DecodeSource), true, "payload list"));
+  QCCL_CHECK(grow(&ws.sources_device, n * sizeof(kernels::DecodeSource), false, "payload list"));
+  QCCL_CHECK(grow(&ws.error_word, 4, false, "error word"));
+  QCCL_CHECK(grow(&ws.error_readback, 4, true, "error word"));
+  if (ws.decode_done == nullptr) {
+    QCCL_CUDA_CHECK(cudaEventCreateWithFlags(&ws.decode_done, cudaEventDisableTiming));
+    QCCL_CUDA_CHECK(cudaMemsetAsync(ws.error_word.ptr, 0, 4, stream));
+  }
+  // The previous decode (perhaps on another stream) has finished with the
+  // payload list and has set its error word.
+  QCCL_CUDA_CHECK(cudaEventSynchronize(ws.decode_done));
+
+  // Host-side validation: copy each header and table back, then the CPU's
+  // validate_payload (which reads only header and table of the prefix).
+  auto* prefixes = static_cast<unsigned char*>(ws.prefixes.ptr);
+  for (int p = 0; p < n; ++p) {
+    const uint64_t bytes = std::min<uint64_t>(sizes[p], kPrefixBytes);
+    QCCL_CUDA_CHECK(cudaMemcpyAsync(prefixes + p * kPrefixBytes, payloads[p], bytes,
+                                    cudaMemcpyDeviceToHost, stream));
+  }
+  auto* error_host = static_cast<uint32_t*>(ws.error_readback.ptr);
+  QCCL_CUDA_CHECK(
+      cudaMemcpyAsync(error_host, ws.error_word.ptr, 4, cudaMemcpyDeviceToHost, stream));
+  QCCL_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (*error_host != 0) {
+    QCCL_CUDA_CHECK(cudaMemsetAsync(ws.error_word.ptr, 0, 4, stream));
+    return fail(qcclCorruptPayload,
+                "payload: an earlier GPU decode met a symbol beyond its level table");
+  }
+  auto* sources = static_cast<kernels::DecodeSource*>(ws.sources_host.ptr);
+  for (int p = 0; p < n; ++p) {
+    PayloadView view;
+    if (validate_payload(prefixes + p * kPrefixBytes, sizes[p], count, &view) != qcclSuccess)
+      return fail(qcclCorruptPayload, "decode: payload {} of {}: {}", p, n, thread_last_error());
+    const PayloadHeader& h = view.header;
+    kernels::DecodeSource s{};
+    s.payload = static_cast<const unsigned char*>(payloads[p]);
+    s.bits = h.bits;
+    s.method = h.method;
+    if (is_quantizing(static_cast<Method>(h.method))) {
+      const QuantLayout layout = quant_layout(h.count, h.bucket_size, h.bits, h.table_size);
+      s.norms_offset = layout.norms_offset;
+      s.symbols_offset = layout.symbols_offset;
+      s.bucket_size = h.bucket_size;
+      s.table_size = h.table_size;
+    }
+    sources[p] = s;
+  }
+  if (count == 0) return qcclSuccess;
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(ws.sources_device.ptr, sources, n * sizeof(kernels::DecodeSource),
+                                  cudaMemcpyHostToDevice, stream));
+  QCCL_CHECK(kernels::launch_decode_accumulate(
+      static_cast<const kernels::DecodeSource*>(ws.sources_device.ptr), n, count, acc_device,
+      !accumulate, static_cast<uint32_t*>(ws.error_word.ptr), stream));
+  QCCL_CUDA_CHECK(cudaEventRecord(ws.decode_done, stream));
+  return qcclSuccess;
+}
+
+Result CudaCodec::cast_from_float_device(const float* in, uint64_t count, DataType dtype, void* out,
+                                         cudaStream_t stream) {
+  if (!valid_dtype(static_cast<int>(dtype)))
+    return fail(qcclInvalidArgument, "cast: unknown dtype {}", static_cast<int>(dtype));
+  if (count == 0) return qcclSuccess;
+  if (in == nullptr || out == nullptr)
+    return fail(qcclInvalidArgument, "cast: null {} buffer", in == nullptr ? "input" : "output");
+  QCCL_CHECK(check_device_pointer(in, "cast: input buffer"));
+  QCCL_CHECK(check_device_pointer(out, "cast: output buffer"));
+  return kernels::launch_cast_from_float(in, count, dtype, out, stream);
+}
+
+Result CudaCodec::cast_to_float_device(const void* in, uint64_t count, DataType dtype, float* out,
+                                       cudaStream_t stream) {
+  if (!valid_dtype(static_cast<int>(dtype)))
+    return fail(qcclInvalidArgument, "cast: unknown dtype {}", static_cast<int>(dtype));
+  if (count == 0) return qcclSuccess;
+  if (in == nullptr || out == nullptr)
+    return fail(qcclInvalidArgument, "cast: null {} buffer", in == nullptr ? "input" : "output");
+  QCCL_CHECK(check_device_pointer(in, "cast: input buffer"));
+  QCCL_CHECK(check_device_pointer(out, "cast: output buffer"));
+  return kernels::launch_cast_to_float(in, count, dtype, out, stream);
+}
+
+}  // namespace qccl
