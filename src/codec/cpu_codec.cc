@@ -360,6 +360,16 @@ Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_c
 
 namespace {
 
+// A padded copy of a payload's table: symbols past the table (crafted
+// payloads only) read 0 and are reported, never out of bounds.
+struct PaddedTable {
+  float levels[QCCL_MAX_LEVELS];
+  explicit PaddedTable(const PayloadView& v) {
+    for (int i = 0; i < QCCL_MAX_LEVELS; ++i)
+      levels[i] = i < v.header.table_size ? v.table[i] : 0.0f;
+  }
+};
+
 // Unpacks and scales one bucket: out[i] (+)= norm * table[symbol i].
 // Returns the largest symbol seen (checked against the table by the caller).
 template <bool kAccumulate>
@@ -405,10 +415,7 @@ Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count,
     }
     return qcclSuccess;
   }
-  // Symbols past the table (possible only in a crafted payload) index a
-  // padded copy and are reported after the loop, never read out of bounds.
-  float table[QCCL_MAX_LEVELS];
-  for (int i = 0; i < QCCL_MAX_LEVELS; ++i) table[i] = i < h.table_size ? v.table[i] : 0.0f;
+  const PaddedTable table(v);
   uint32_t max_symbol = 0;
   const uint64_t nb = num_buckets(h.count, h.bucket_size);
   for (uint64_t b = 0; b < nb; ++b) {
@@ -416,7 +423,7 @@ Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count,
     const uint64_t n = h.count - off < h.bucket_size ? h.count - off : h.bucket_size;
     const uint32_t m =
         decode_bucket<kAccumulate>(v.symbols + bucket_word_offset(b, h.bucket_size, h.bits), h.bits,
-                                   n, v.norms[b], table, out + off);
+                                   n, v.norms[b], table.levels, out + off);
     max_symbol = m > max_symbol ? m : max_symbol;
   }
   if (max_symbol >= h.table_size)
@@ -426,6 +433,61 @@ Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count,
 }
 
 }  // namespace
+
+Result decode_sum(const void* const* payloads, const uint64_t* bytes, int n,
+                  uint64_t expected_count, float* out, int* failed) {
+  *failed = -1;
+  if (n <= 0) return fail(qcclInvalidArgument, "decode_sum: {} payloads", n);
+  thread_local std::vector<PayloadView> views;
+  views.resize(n);
+  bool fused = true;
+  for (int r = 0; r < n; ++r) {
+    if (validate_payload(payloads[r], bytes[r], expected_count, &views[r]) != qcclSuccess) {
+      *failed = r;
+      return qcclCorruptPayload;
+    }
+    fused = fused && is_quantizing(static_cast<Method>(views[r].header.method)) &&
+            views[r].header.bucket_size == views[0].header.bucket_size;
+  }
+  if (!fused) {  // casts or mixed layouts: one payload after the other
+    for (int r = 0; r < n; ++r) {
+      const Result res = r == 0 ? decode(payloads[r], bytes[r], expected_count, out)
+                                : decode_accumulate(payloads[r], bytes[r], expected_count, out);
+      if (res != qcclSuccess) return *failed = r, res;
+    }
+    return qcclSuccess;
+  }
+  // Bucket by bucket over all payloads, so the bucket of `out` stays in
+  // cache while the N payloads are added to it; the additions happen in the
+  // same rank order as payload-by-payload decoding, so the bytes are equal.
+  thread_local std::vector<PaddedTable> tables;
+  tables.clear();
+  for (int r = 0; r < n; ++r) tables.emplace_back(views[r]);
+  std::vector<uint32_t> max_symbol(n, 0);
+  const uint32_t bucket = views[0].header.bucket_size;
+  const uint64_t nb = num_buckets(expected_count, bucket);
+  for (uint64_t b = 0; b < nb; ++b) {
+    const uint64_t off = b * bucket;
+    const uint64_t len = expected_count - off < bucket ? expected_count - off : bucket;
+    for (int r = 0; r < n; ++r) {
+      const PayloadView& v = views[r];
+      const int bits = v.header.bits;
+      const uint32_t* words = v.symbols + bucket_word_offset(b, bucket, bits);
+      const uint32_t m =
+          r == 0 ? decode_bucket<false>(words, bits, len, v.norms[b], tables[r].levels, out + off)
+                 : decode_bucket<true>(words, bits, len, v.norms[b], tables[r].levels, out + off);
+      max_symbol[r] = m > max_symbol[r] ? m : max_symbol[r];
+    }
+  }
+  for (int r = 0; r < n; ++r) {
+    if (max_symbol[r] >= views[r].header.table_size) {
+      *failed = r;
+      return fail(qcclCorruptPayload, "payload: symbol {} beyond the {}-entry table", max_symbol[r],
+                  views[r].header.table_size);
+    }
+  }
+  return qcclSuccess;
+}
 
 Result decode(const void* payload, uint64_t bytes, uint64_t expected_count, float* out) {
   return decode_impl<false>(payload, bytes, expected_count, out);

@@ -80,6 +80,13 @@ Result decode_accumulate(const void* payload, uint64_t bytes, uint64_t expected_
 // identical header from it.
 Result make_payload_header(const EncodeSpec& spec, uint64_t count, PayloadHeader* out);
 
+// out = sum over r = 0..n-1 of decode(payloads[r]), added in rank order
+// (bit-identical to decode then decode_accumulate one payload after the
+// other), bucket by bucket so `out` stays in cache. On failure *failed is
+// the index of the offending payload.
+Result decode_sum(const void* const* payloads, const uint64_t* bytes, int n,
+                  uint64_t expected_count, float* out, int* failed);
+
 // Stamp the checksum into a header whose table follows it (used by encode
 // and by tests that craft payloads).
 uint32_t payload_checksum(const PayloadHeader& header, const float* table);

@@ -36,8 +36,7 @@ class AllgatherAllreduce final : public AllreduceAlgorithm {
     // can be the accumulator.
     float* sum =
         req.dtype == DataType::kFloat32 ? static_cast<float*>(req.recv) : grow(&ws.sum, req.count);
-    for (int r = 0; r < n; ++r)
-      QCCL_CHECK(decode_from_rank(r, all + offsets[r], bytes, req.count, planned.spec, r > 0, sum));
+    QCCL_CHECK(decode_sum_from_ranks(all, sizes, offsets, n, req.count, planned.spec, sum));
     QCCL_CHECK(submit_statistics(ctx, planned));
     finish_reduction(sum, req.count, req.average, n, req.dtype, req.recv);
     count_compressed_call(ctx, planned, req.bytes(), bytes, (n - 1) * bytes);

@@ -68,12 +68,13 @@ Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned) {
   return ctx.adapter.submit(ctx.step, gathered, n);
 }
 
-Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
-                        uint64_t expected_count, const EncodeSpec& mine, bool accumulate,
-                        float* out) {
-  const Result r = accumulate ? decode_accumulate(payload, bytes, expected_count, out)
-                              : decode(payload, bytes, expected_count, out);
-  if (r == qcclSuccess) return r;
+namespace {
+
+// A payload from rank `from` failed to decode: a count or method that differs
+// from ours is the caller's mistake (qcclInvalidUsage), anything else is
+// reported with the rank named.
+Result payload_error(Result r, int from, const unsigned char* payload, uint64_t bytes,
+                     uint64_t expected_count, const EncodeSpec& mine) {
   if (r == qcclCorruptPayload && bytes >= sizeof(PayloadHeader)) {
     PayloadHeader h;
     std::memcpy(&h, payload, sizeof h);
@@ -87,6 +88,29 @@ Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
                   method_name(static_cast<Method>(h.method)), method_name(mine.method));
   }
   return fail(r, "payload from rank {}: {}", from, std::string(thread_last_error()));
+}
+
+}  // namespace
+
+Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
+                        uint64_t expected_count, const EncodeSpec& mine, bool accumulate,
+                        float* out) {
+  const Result r = accumulate ? decode_accumulate(payload, bytes, expected_count, out)
+                              : decode(payload, bytes, expected_count, out);
+  if (r == qcclSuccess) return r;
+  return payload_error(r, from, payload, bytes, expected_count, mine);
+}
+
+Result decode_sum_from_ranks(const unsigned char* all, const uint64_t* sizes,
+                             const uint64_t* offsets, int n, uint64_t expected_count,
+                             const EncodeSpec& mine, float* out) {
+  thread_local std::vector<const void*> payloads;
+  payloads.resize(n);
+  for (int r = 0; r < n; ++r) payloads[r] = all + offsets[r];
+  int failed = -1;
+  const Result r = decode_sum(payloads.data(), sizes, n, expected_count, out, &failed);
+  if (r == qcclSuccess || failed < 0) return r;
+  return payload_error(r, failed, all + offsets[failed], sizes[failed], expected_count, mine);
 }
 
 void finish_reduction(const float* sum, uint64_t count, bool average, int nranks, DataType dtype,

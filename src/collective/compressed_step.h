@@ -31,6 +31,12 @@ Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
                         uint64_t expected_count, const EncodeSpec& mine, bool accumulate,
                         float* out);
 
+// out = the rank-order sum of the N payloads at all + offsets[r] (one fused
+// pass, codec decode_sum), with the same error translation.
+Result decode_sum_from_ranks(const unsigned char* all, const uint64_t* sizes,
+                             const uint64_t* offsets, int n, uint64_t expected_count,
+                             const EncodeSpec& mine, float* out);
+
 // avg: multiply by 1/N (the same float on every rank); then write `sum`
 // into recv as `dtype` (a no-op copy when they are the same float buffer).
 void finish_reduction(const float* sum, uint64_t count, bool average, int nranks, DataType dtype,

@@ -72,9 +72,8 @@ class ScatterReduceAllgather final : public AllreduceAlgorithm {
 
     // Reduce this rank's chunk in rank order and re-encode it.
     float* chunk_sum = grow(&ws.chunk_sum, mine);
-    for (int r = 0; r < n; ++r)
-      QCCL_CHECK(decode_from_rank(r, received + offsets_in[r], sizes_in[r], mine, planned.spec,
-                                  r > 0, chunk_sum));
+    QCCL_CHECK(
+        decode_sum_from_ranks(received, sizes_in, offsets_in, n, mine, planned.spec, chunk_sum));
     EncodeSpec respec = planned.spec;
     respec.stream = 1;
     respec.index_base = chunks.begin[me];

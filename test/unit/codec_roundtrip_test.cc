@@ -318,3 +318,51 @@ TEST(CodecSpec, SymbolsFollowTheDefinitionElementByElement) {
 
 }  // namespace
 }  // namespace qccl
+
+namespace qccl {
+namespace {
+
+// The fused N-payload decode adds in rank order, so it equals decoding the
+// first payload and accumulating the others one after the other, bit for bit.
+TEST(CodecDecodeSum, EqualsPayloadByPayloadDecodingBitForBit) {
+  const size_t n = 3 * 256 + 17;
+  std::vector<std::vector<unsigned char>> payloads;
+  const LevelTable t = exponential_table(3, 0.5);
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    EncodeSpec spec;
+    spec.bucket_size = 256;
+    spec.rank = rank;
+    payloads.push_back(Encode(GaussianVector(n, 90 + rank), spec, t));
+  }
+  std::vector<float> want(n);
+  ASSERT_EQ(decode(payloads[0].data(), payloads[0].size(), n, want.data()), qcclSuccess);
+  for (int r = 1; r < 4; ++r)
+    ASSERT_EQ(decode_accumulate(payloads[r].data(), payloads[r].size(), n, want.data()),
+              qcclSuccess);
+  std::vector<const void*> ptrs;
+  std::vector<uint64_t> sizes;
+  for (const auto& p : payloads) ptrs.push_back(p.data()), sizes.push_back(p.size());
+  std::vector<float> got(n, -1.0f);
+  int failed = 7;
+  ASSERT_EQ(decode_sum(ptrs.data(), sizes.data(), 4, n, got.data(), &failed), qcclSuccess);
+  EXPECT_EQ(failed, -1);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), 4 * n));
+}
+
+TEST(CodecDecodeSum, NamesTheCorruptPayload) {
+  const std::vector<float> v = GaussianVector(300, 95);
+  EncodeSpec spec;
+  spec.bucket_size = 64;
+  auto a = Encode(v, spec, uniform_table(3));
+  auto b = a;
+  b[0] ^= 0xFF;  // bad magic in payload 1
+  const void* ptrs[] = {a.data(), b.data()};
+  const uint64_t sizes[] = {a.size(), b.size()};
+  std::vector<float> out(v.size());
+  int failed = -1;
+  EXPECT_EQ(decode_sum(ptrs, sizes, 2, v.size(), out.data(), &failed), qcclCorruptPayload);
+  EXPECT_EQ(failed, 1);
+}
+
+}  // namespace
+}  // namespace qccl
