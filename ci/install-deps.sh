@@ -13,6 +13,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev
   libopenmpi-dev openmpi-bin
   pybind11-dev python3-dev python3-numpy python3-matplotlib python3-pytest
+  python3-mpi4py python3-torch        # Python bindings, DDP hook and their tests
+  dataset-fashion-mnist               # the training example (examples/fashion_mnist)
   iproute2
 )
 

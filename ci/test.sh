@@ -40,17 +40,25 @@ run_ctest build -L mpi || status=1
 
 echo "=== 2/4 ASan+UBSan build of the CPU tests"
 bash ci/build.sh build-asan -DQCCL_WITH_CUDA=OFF -DQCCL_SANITIZE=address,undefined \
-  -DQCCL_BUILD_PERF=OFF
-# OpenMPI's own allocations at exit are not ours to fix: leaks inside MPI are suppressed.
-export LSAN_OPTIONS="suppressions=$PWD/ci/lsan.supp:print_suppressions=0"
+  -DQCCL_BUILD_PERF=OFF -DQCCL_WITH_PYTHON=OFF
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$PWD/ci/lsan.supp:print_suppressions=0"
 run_ctest build-asan -j2 -L unit || status=1
-run_ctest build-asan -L mpi || status=1
+# Open MPI leaks at exit from plugins it has already unloaded, so those
+# stacks cannot be attributed or suppressed: under mpirun ASan checks memory
+# errors with leak detection off. Our own leaks are covered by the unit
+# tests above (LeakSanitizer on) and by the soak test's RSS check.
+ASAN_OPTIONS="detect_leaks=0" run_ctest build-asan -L mpi || status=1
 unset LSAN_OPTIONS
 
 echo "=== 3/4 TSan build of the unit tests"
-bash ci/build.sh build-tsan -DQCCL_WITH_CUDA=OFF -DQCCL_SANITIZE=thread -DQCCL_BUILD_PERF=OFF
-TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" run_ctest build-tsan -j2 -L unit || status=1
+bash ci/build.sh build-tsan -DQCCL_WITH_CUDA=OFF -DQCCL_SANITIZE=thread -DQCCL_BUILD_PERF=OFF \
+  -DQCCL_WITH_PYTHON=OFF
+# Unit tests (adapter/statistics thread) and the engine's MPI tests (cycle thread).
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+run_ctest build-tsan -j2 -L unit || status=1
+run_ctest build-tsan -R 'engine_.*_np[234]' || status=1
+unset TSAN_OPTIONS
 
 echo "=== 4/4 fuzz the payload decoder for ${FUZZ_SECONDS}s"
 if bash ci/fuzz.sh "$FUZZ_SECONDS"; then

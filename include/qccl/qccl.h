@@ -128,6 +128,18 @@ qcclResult_t qcclConfigValidate(const qcclConfig_t* config);
 /* Create a communicator over an MPI communicator (passed as a pointer to an
  * MPI_Comm so this header does not depend on mpi.h). Collective call. */
 qcclResult_t qcclCommInitMpi(qcclComm_t* comm, const void* mpiComm, const qcclConfig_t* config);
+/* NCCL-style bootstrap (docs/api.md, docs/gpu.md "The NCCL path"): rank 0 calls
+ * qcclGetUniqueId and sends the id to every rank by its own means; each rank
+ * then calls qcclCommInitRank (collective; one GPU per rank, the current
+ * CUDA device). The communicator owns its NCCL communicator. In a build
+ * without NCCL these return qcclInvalidUsage. */
+qcclResult_t qcclGetUniqueId(qcclUniqueId* uniqueId);
+qcclResult_t qcclCommInitRank(qcclComm_t* comm, int nranks, qcclUniqueId commId, int rank,
+                              const qcclConfig_t* config);
+/* Wrap an NCCL communicator the framework already has (an ncclComm_t, passed
+ * as void* so this header does not depend on nccl.h). Collective over it. Not
+ * owned: qcclCommDestroy leaves it alive, and it must outlive the qccl one. */
+qcclResult_t qcclCommInitNccl(qcclComm_t* comm, void* ncclComm, const qcclConfig_t* config);
 qcclResult_t qcclCommDestroy(qcclComm_t comm);
 qcclResult_t qcclCommCount(qcclComm_t comm, int* count);
 qcclResult_t qcclCommUserRank(qcclComm_t comm, int* rank);
@@ -147,6 +159,50 @@ qcclResult_t qcclCommMarkStep(qcclComm_t comm);
 qcclResult_t qcclCommSetLearningRate(qcclComm_t comm, double lr);
 
 qcclResult_t qcclCommGetStats(qcclComm_t comm, qcclStats_t* stats);
+
+/* ---- Engine: Horovod-style asynchronous, named, fused allreduce ----------
+ * (DESIGN.md §8, docs/engine.md). Tensors are enqueued by name from any
+ * thread; a background cycle thread agrees with the other ranks which names
+ * are ready everywhere, fuses them, runs the compressed allreduce and fires
+ * the callback (on the cycle thread). While started, the engine is the only
+ * user of its communicator's transport: use a second communicator for
+ * direct qcclAllReduce calls from other threads. */
+
+/* Called once per enqueued tensor, on the engine's cycle thread. `error` is
+ * the detailed message when result != qcclSuccess (valid during the call
+ * only), "" otherwise. The buffer holds the reduced values on success. */
+typedef void (*qcclEngineCallback_t)(qcclResult_t result, const char* name, const char* error,
+                                     void* user);
+
+/* Flags for qcclEnqueueAllReduceFlags. */
+#define QCCL_ENQUEUE_UNCOMPRESSED 1u /* keep this tensor uncompressed (biases, norms) */
+
+/* Starts the engine of `comm` (collective: every rank must start it).
+ * Uses the communicator's QCCL_CYCLE_TIME_MS, QCCL_FUSION_THRESHOLD,
+ * QCCL_MIN_COMPRESS_BYTES, QCCL_ERROR_FEEDBACK, QCCL_TIMELINE and
+ * QCCL_TIMEOUT_S (a name not submitted by every rank within it fails with
+ * qcclTimeout, naming the ranks that have and have not submitted it). */
+qcclResult_t qcclEngineStart(qcclComm_t comm);
+
+/* Stops the engine (collective): returns once every rank has asked to stop.
+ * Tensors still pending fail their callback with qcclInvalidUsage. Returns
+ * the error that broke the engine, if any. Call before qcclCommDestroy. */
+qcclResult_t qcclEngineStop(qcclComm_t comm);
+
+/* Enqueues an in-place allreduce of `buf` (host memory, `count` elements)
+ * under `name`; the buffer must stay valid and untouched until the
+ * callback. Thread-safe. A name already pending on this rank is
+ * qcclInvalidUsage; a name whose count/dtype/op differ between ranks fails
+ * through the callback with qcclInvalidUsage on every rank. */
+qcclResult_t qcclEnqueueAllReduce(qcclComm_t comm, const char* name, void* buf, size_t count,
+                                  qcclDataType_t datatype, qcclRedOp_t op,
+                                  qcclEngineCallback_t callback, void* user);
+qcclResult_t qcclEnqueueAllReduceFlags(qcclComm_t comm, const char* name, void* buf, size_t count,
+                                       qcclDataType_t datatype, qcclRedOp_t op, unsigned flags,
+                                       qcclEngineCallback_t callback, void* user);
+
+/* The engine's own counters (it runs its own collective context). */
+qcclResult_t qcclEngineGetStats(qcclComm_t comm, qcclStats_t* stats);
 
 #ifdef __cplusplus
 }

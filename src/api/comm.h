@@ -10,6 +10,10 @@
 #include "core/config.h"
 #include "transport/transport.h"
 
+namespace qccl {
+struct DeviceState;
+}
+
 struct qcclComm {
   static constexpr uint64_t kAlive = 0x71636c6c636f6d6dull;  // "qcllcomm"
   uint64_t magic = kAlive;  // cleared by qcclCommDestroy: catches double destroy
@@ -17,13 +21,32 @@ struct qcclComm {
   std::unique_ptr<qccl::Transport> transport;
   std::unique_ptr<qccl::Adapter> adapter;
   std::unique_ptr<qccl::Collectives> collectives;
+  // CUDA builds: codec, device workspace and staging for device buffers
+  // (collective/device_collectives.h); created with an NCCL transport or on
+  // the first device-buffer call. shared_ptr: DeviceState is incomplete here.
+  std::shared_ptr<qccl::DeviceState> device;
   std::string last_error;
 };
 
 namespace qccl {
 
+// Whether qcclEngineStart ran on comm without qcclEngineStop (engine_api.cc).
+bool engine_running(qcclComm_t comm);
+
 // Validates a communicator handle (null or destroyed).
 Result check_comm(qcclComm_t comm);
+
+// Shared by every qcclCommInit*: `out` not NULL (set to NULL), and
+// config->size matching this library's qcclConfig_t.
+Result check_init_args(qcclComm_t* out, const qcclConfig_t* overrides);
+
+// The transport-independent end of every qcclCommInit*: agree on the
+// configuration across ranks (a bad or differing one fails on every rank),
+// then create the adapter and the collective layer and hand out the
+// communicator. `resolved`/`resolve_error`: this rank's resolve_config result.
+Result finish_comm_init(std::unique_ptr<qcclComm> comm, Result resolved,
+                        const std::string& resolve_error, std::unique_ptr<Transport> transport,
+                        const char* transport_name, qcclComm_t* out);
 
 // Runs an API body: clears this thread's error, and on failure copies the
 // message onto the communicator (if any) and logs it at WARN.

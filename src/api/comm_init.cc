@@ -73,20 +73,35 @@ Result agree_on_config(Transport& transport, Result local_status, const Config& 
 
 #ifdef QCCL_HAVE_MPI
 Result init_mpi(qcclComm_t* out, const void* mpi_comm, const qcclConfig_t* overrides) {
-  if (out == nullptr) return fail(qcclInvalidArgument, "comm (the output pointer) is NULL");
-  *out = nullptr;
+  QCCL_CHECK(check_init_args(out, overrides));
   if (mpi_comm == nullptr)
     return fail(qcclInvalidArgument, "mpiComm is NULL (pass the address of an MPI_Comm)");
-  if (overrides != nullptr && overrides->size != sizeof(qcclConfig_t))
-    return fail(qcclInvalidArgument,
-                "config->size is {}, expected {} (initialise with QCCL_CONFIG_INITIALIZER)",
-                overrides->size, sizeof(qcclConfig_t));
   auto comm = std::make_unique<qcclComm>();
   const Result resolved = resolve_config(overrides, &comm->config);
   const std::string resolve_error = thread_last_error();
   std::unique_ptr<MpiTransport> transport;
   const double timeout = resolved == qcclSuccess ? comm->config.timeout_s : Config{}.timeout_s;
   QCCL_CHECK(MpiTransport::create(*static_cast<const MPI_Comm*>(mpi_comm), timeout, &transport));
+  return finish_comm_init(std::move(comm), resolved, resolve_error, std::move(transport), "MPI",
+                          out);
+}
+#endif
+
+}  // namespace
+
+Result check_init_args(qcclComm_t* out, const qcclConfig_t* overrides) {
+  if (out == nullptr) return fail(qcclInvalidArgument, "comm (the output pointer) is NULL");
+  *out = nullptr;
+  if (overrides != nullptr && overrides->size != sizeof(qcclConfig_t))
+    return fail(qcclInvalidArgument,
+                "config->size is {}, expected {} (initialise with QCCL_CONFIG_INITIALIZER)",
+                overrides->size, sizeof(qcclConfig_t));
+  return qcclSuccess;
+}
+
+Result finish_comm_init(std::unique_ptr<qcclComm> comm, Result resolved,
+                        const std::string& resolve_error, std::unique_ptr<Transport> transport,
+                        const char* transport_name, qcclComm_t* out) {
   const Result agreed = agree_on_config(*transport, resolved, comm->config);
   if (agreed != qcclSuccess) {
     if (resolved != qcclSuccess) set_error(resolved, resolve_error);
@@ -95,17 +110,15 @@ Result init_mpi(qcclComm_t* out, const void* mpi_comm, const qcclConfig_t* overr
   log::set_level(comm->config.debug);
   log::set_rank(transport->rank());
   if (transport->rank() == 0)
-    QCCL_LOG_INFO("qccl {}.{}.{} on {} ranks (MPI), configuration:\n{}", QCCL_MAJOR, QCCL_MINOR,
-                  QCCL_PATCH, transport->size(), describe_config(comm->config));
+    QCCL_LOG_INFO("qccl {}.{}.{} on {} ranks ({}), configuration:\n{}", QCCL_MAJOR, QCCL_MINOR,
+                  QCCL_PATCH, transport->size(), transport_name, describe_config(comm->config));
   QCCL_CHECK(create_adapter(comm->config, &comm->adapter));
   comm->transport = std::move(transport);
   comm->collectives = std::make_unique<Collectives>(comm->config, *comm->transport, *comm->adapter);
   *out = comm.release();
   return qcclSuccess;
 }
-#endif
 
-}  // namespace
 }  // namespace qccl
 
 extern "C" {
@@ -124,6 +137,12 @@ qcclResult_t qcclCommInitMpi(qcclComm_t* comm, const void* mpiComm, const qcclCo
 qcclResult_t qcclCommDestroy(qcclComm_t comm) {
   return qccl::api_call(nullptr, "qcclCommDestroy", [&] {
     QCCL_CHECK(qccl::check_comm(comm));
+    // The engine's cycle thread still uses the communicator: destroying it
+    // now would be a use-after-free on that thread.
+    if (qccl::engine_running(comm))
+      return qccl::fail(qcclInvalidUsage,
+                        "qcclCommDestroy: the engine of this communicator is running; call "
+                        "qcclEngineStop (collective) first");
     comm->magic = 0;
     delete comm;
     return qcclSuccess;

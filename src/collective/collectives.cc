@@ -35,43 +35,43 @@ void Collectives::end_call() {
   if (!ctx_.step_marked) ++ctx_.step;
 }
 
-Result Collectives::allreduce(const AllreduceRequest& req) {
+Result Collectives::run_agreed(CollectiveKind kind, const AllreduceRequest& req,
+                               const std::function<Result(CollectiveContext&)>& body) {
   if (req.count == 0) return qcclSuccess;
   CallDescriptor d;
-  d.kind = static_cast<uint8_t>(CollectiveKind::kAllReduce);
+  d.kind = static_cast<uint8_t>(kind);
   d.count = req.count;
   d.dtype = static_cast<uint8_t>(req.dtype);
-  d.op = req.average ? qcclAvg : qcclSum;
+  if (kind == CollectiveKind::kAllReduce) d.op = req.average ? qcclAvg : qcclSum;
   d.method = static_cast<uint8_t>(ctx_.config.method);
   d.bucket_size = ctx_.config.bucket_size;
   d.call_number = ctx_.counters.calls;
   QCCL_CHECK(agree_on_call(ctx_, d));
   // Past the agreement every rank counts the call, failed or not, so the
   // call numbers stay in step.
-  for (auto& algorithm : algorithms_) {
-    if (!algorithm->enabled(ctx_, req)) continue;
-    const Result r = algorithm->execute(ctx_, req);
-    ctx_.counters.input_bytes += req.bytes();
-    end_call();
-    return r;
-  }
-  return fail(qcclInternalError, "no allreduce algorithm accepts {} elements", req.count);
+  const Result r = body(ctx_);
+  ctx_.counters.input_bytes += req.bytes();
+  end_call();
+  return r;
+}
+
+Result Collectives::allreduce(const AllreduceRequest& req) {
+  return run_agreed(CollectiveKind::kAllReduce, req, [&](CollectiveContext& ctx) {
+    for (auto& algorithm : algorithms_) {
+      if (algorithm->enabled(ctx, req)) return algorithm->execute(ctx, req);
+    }
+    return fail(qcclInternalError, "no allreduce algorithm accepts {} elements", req.count);
+  });
 }
 
 Result Collectives::allgather(const void* send, void* recv, uint64_t count, DataType dtype) {
-  if (count == 0) return qcclSuccess;
-  CallDescriptor d;
-  d.kind = static_cast<uint8_t>(CollectiveKind::kAllGather);
-  d.count = count;
-  d.dtype = static_cast<uint8_t>(dtype);
-  d.method = static_cast<uint8_t>(ctx_.config.method);
-  d.bucket_size = ctx_.config.bucket_size;
-  d.call_number = ctx_.counters.calls;
-  QCCL_CHECK(agree_on_call(ctx_, d));
-  const Result r = gather_agreed(send, recv, count, dtype);
-  ctx_.counters.input_bytes += count * dtype_size(dtype);
-  end_call();
-  return r;
+  AllreduceRequest req;
+  req.send = send;
+  req.recv = recv;
+  req.count = count;
+  req.dtype = dtype;
+  return run_agreed(CollectiveKind::kAllGather, req,
+                    [&](CollectiveContext&) { return gather_agreed(send, recv, count, dtype); });
 }
 
 Result Collectives::gather_agreed(const void* send, void* recv, uint64_t count, DataType dtype) {

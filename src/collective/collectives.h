@@ -1,10 +1,12 @@
 // Entry points of the collective layer, called by api/ after argument checks.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "collective/allreduce_algorithm.h"
+#include "collective/call_agreement.h"
 
 namespace qccl {
 
@@ -19,6 +21,13 @@ class Collectives {
   // recv holds N·count elements, rank-major; compressed like allreduce's
   // `allgather` algorithm, each slot decoded from its rank's payload.
   Result allgather(const void* send, void* recv, uint64_t count, DataType dtype);
+
+  // The call agreement and bookkeeping of allreduce()/allgather() around
+  // `body`, which does the work (the device-buffer path,
+  // device_collectives.h). For kAllGather, req.send/recv/count/dtype are
+  // allgather's and req.average is false.
+  Result run_agreed(CollectiveKind kind, const AllreduceRequest& req,
+                    const std::function<Result(CollectiveContext&)>& body);
 
   void mark_step();
   void set_learning_rate(double lr) { ctx_.learning_rate = lr; }

@@ -40,6 +40,17 @@ const char* algo_name(Algo a);
 const char* dtype_name(DataType t);
 bool valid_dtype(int t);
 
+// The integer a caller passed for a C enum parameter, read without an
+// enum-typed load: a C caller may pass any int (qcclDataType_t 7), and
+// loading that as the enum is undefined behaviour in C++ (UBSan: -fsanitize=enum).
+template <typename Enum>
+int raw_enum(const Enum* value) {
+  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized");
+  int raw;
+  __builtin_memcpy(&raw, value, sizeof raw);
+  return raw;
+}
+
 inline size_t dtype_size(DataType t) {
   return t == DataType::kFloat32 ? 4 : 2;
 }
@@ -59,7 +70,7 @@ inline bool is_adaptive(Method m) {
 // variance on Gaussian, Student-t(3) and sparse data at 2, 3 and 4 bits.
 inline NormKind default_norm(Method m) {
   return (m == Method::kQsgdInf || m == Method::kTrn || is_adaptive(m)) ? NormKind::kLinf
-                                                                       : NormKind::kL2;
+                                                                        : NormKind::kL2;
 }
 
 }  // namespace qccl

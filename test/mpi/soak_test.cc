@@ -82,8 +82,11 @@ TEST(Soak, MixedSizesStayCorrectWithoutMemoryGrowth) {
   }
   const long growth = resident_kib() - rss_after_warmup;
   // Workspaces only grow; after the warm-up nothing should be allocated.
-  // 1 MiB allows for allocator and MPI bookkeeping noise.
+  // 1 MiB allows for allocator and MPI bookkeeping noise. Under ASan freed
+  // memory sits in its quarantine, so RSS says nothing there.
+#if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(growth, 1024) << "RSS grew by " << growth << " KiB over " << iters << " calls";
+#endif
   if (world_rank() == 0)
     std::printf("soak: %d calls on %d ranks, RSS growth %ld KiB, worst relative error %.3g\n",
                 iters, n, growth, worst);

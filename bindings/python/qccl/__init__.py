@@ -1,0 +1,203 @@
+"""qccl: quantized collective communication (DESIGN.md §9, docs/python.md).
+
+    import qccl
+    qccl.init(method="alq", bits=3)      # MPI_COMM_WORLD (or comm=mpi4py comm)
+    qccl.allreduce(array_or_tensor, op="avg")   # in place
+    qccl.stats()
+
+Buffers: numpy arrays (and anything with __array_interface__) and torch CPU
+tensors, contiguous, float32 / float16 / bfloat16. Device (CUDA) buffers
+need the CUDA build and are refused here with a clear error.
+"""
+import atexit
+import weakref
+
+from . import _qccl
+from ._qccl import QcclError
+
+__all__ = ["QcclError", "init", "shutdown", "is_initialized", "rank", "size", "allreduce",
+           "allgather", "stats", "mark_step", "set_learning_rate", "communicator", "Communicator"]
+
+_OPS = {"sum": 0, "avg": 1}
+_default = None
+_live = weakref.WeakSet()  # closed at exit, before MPI_Finalize
+
+
+@atexit.register
+def _close_everything():
+    for c in list(_live):
+        c.close()
+    _qccl.mpi_finalize_if_initialized_here()
+
+
+def _dtype_code(dtype_name):
+    codes = {"float32": 0, "float16": 1, "bfloat16": 2}
+    if dtype_name not in codes:
+        raise TypeError(f"qccl reduces float32, float16 or bfloat16 buffers, got {dtype_name}")
+    return codes[dtype_name]
+
+
+def _describe(buf):
+    """(pointer, element count, dtype code) of a writable contiguous host buffer."""
+    if hasattr(buf, "__cuda_array_interface__") or (
+            hasattr(buf, "is_cuda") and getattr(buf, "is_cuda")):
+        raise ValueError("this qccl build supports host (CPU) buffers only; "
+                         "device tensors need the CUDA build")
+    if hasattr(buf, "data_ptr") and hasattr(buf, "is_contiguous"):  # torch.Tensor
+        if not buf.is_contiguous():
+            raise ValueError("the torch tensor must be contiguous (call .contiguous())")
+        name = str(buf.dtype).replace("torch.", "")
+        return buf.data_ptr(), buf.numel(), _dtype_code(name)
+    if hasattr(buf, "__array_interface__"):
+        ai = buf.__array_interface__
+        if ai.get("strides") is not None:
+            raise ValueError("the array must be C-contiguous (numpy.ascontiguousarray)")
+        ptr, readonly = ai["data"]
+        if readonly:
+            raise ValueError("the array is read-only; qccl reduces in place")
+        typestr = ai["typestr"]
+        names = {"<f4": "float32", "<f2": "float16", "<V2": "bfloat16"}
+        if typestr not in names:
+            raise TypeError(f"qccl reduces float32, float16 or bfloat16 buffers, got {typestr}")
+        count = 1
+        for d in ai["shape"]:
+            count *= d
+        return ptr, count, _dtype_code(names[typestr])
+    raise TypeError(f"qccl needs a numpy array, a torch tensor or an object with "
+                    f"__array_interface__, got {type(buf).__name__}")
+
+
+def _op_code(op):
+    if op not in _OPS:
+        raise ValueError(f"op must be 'sum' or 'avg', got {op!r}")
+    return _OPS[op]
+
+
+class Communicator:
+    """A qccl communicator over an MPI communicator; keyword options are the
+    QCCL_* settings in lower case (method="trn", bits=2, bucket_size=512, ...)."""
+
+    def __init__(self, comm=None, **options):
+        opts = {}
+        for key, value in options.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = int(value)
+            opts[key] = str(value)
+        self._native = _qccl.Communicator(comm, opts)
+        _live.add(self)
+
+    def rank(self):
+        return self._native.rank()
+
+    def size(self):
+        return self._native.size()
+
+    def allreduce(self, buf, op="sum"):
+        """In-place allreduce of `buf`; returns `buf`."""
+        code = _op_code(op)
+        ptr, count, dtype = _describe(buf)
+        self._native.allreduce(ptr, ptr, count, dtype, code)
+        return buf
+
+    def allgather(self, buf, out=None):
+        """Gathers `buf` from every rank: returns (or fills) an array/tensor of
+        shape (size, *buf.shape), rank-major."""
+        ptr, count, dtype = _describe(buf)
+        if out is None:
+            n = self.size()
+            if hasattr(buf, "new_empty"):
+                out = buf.new_empty((n,) + tuple(buf.shape))
+            else:
+                import numpy as np
+                out = np.empty((n,) + tuple(buf.shape), dtype=buf.dtype)
+        optr, ocount, odtype = _describe(out)
+        if odtype != dtype or ocount != count * self.size():
+            raise ValueError(f"out must hold size()*{count} elements of the same dtype, "
+                             f"got {ocount}")
+        self._native.allgather(ptr, optr, count, dtype)
+        return out
+
+    def stats(self, engine=False):
+        return self._native.stats(engine)
+
+    def mark_step(self):
+        self._native.mark_step()
+
+    def set_learning_rate(self, lr):
+        self._native.set_learning_rate(float(lr))
+
+    def start_engine(self):
+        """Collective: starts the background engine (its own communicator)."""
+        self._native.start_engine()
+
+    def stop_engine(self):
+        self._native.stop_engine()
+
+    def enqueue_allreduce(self, name, buf, op="sum", compress=True):
+        """Asynchronous named in-place allreduce through the engine; returns a
+        handle with wait() and done(). `buf` must stay alive until then."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("name must be a non-empty string")
+        code = _op_code(op)
+        ptr, count, dtype = _describe(buf)
+        return self._native.enqueue(name, ptr, count, dtype, code, not compress)
+
+    def close(self):
+        self._native.close()
+
+
+def init(comm=None, **options):
+    """Creates the default communicator (collective over `comm`, default
+    MPI_COMM_WORLD; MPI is initialised with MPI_THREAD_MULTIPLE if needed)."""
+    global _default
+    if _default is not None:
+        raise QcclError("qccl.init() was already called; call qccl.shutdown() first")
+    _default = Communicator(comm, **options)
+    return _default
+
+
+def shutdown():
+    global _default
+    if _default is not None:
+        _default.close()
+        _default = None
+
+
+def is_initialized():
+    return _default is not None
+
+
+def communicator():
+    if _default is None:
+        raise QcclError("qccl is not initialised: call qccl.init() first")
+    return _default
+
+
+def rank():
+    return communicator().rank()
+
+
+def size():
+    return communicator().size()
+
+
+def allreduce(buf, op="sum"):
+    return communicator().allreduce(buf, op)
+
+
+def allgather(buf, out=None):
+    return communicator().allgather(buf, out)
+
+
+def stats():
+    return communicator().stats()
+
+
+def mark_step():
+    communicator().mark_step()
+
+
+def set_learning_rate(lr):
+    communicator().set_learning_rate(lr)

@@ -1,0 +1,139 @@
+// The engine's C API (include/qccl/qccl.h, DESIGN.md §8). Engines
+// live in a registry keyed by communicator until qcclComm grows an engine
+// member (docs/engine.md); shared_ptr so an enqueue racing a stop never
+// touches a destroyed engine.
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "api/comm.h"
+#include "engine/engine.h"
+#include "qccl/qccl.h"
+
+namespace qccl {
+namespace {
+
+std::mutex registry_mutex;
+std::map<qcclComm_t, std::shared_ptr<Engine>>& registry() {
+  static auto* engines = new std::map<qcclComm_t, std::shared_ptr<Engine>>();
+  return *engines;
+}
+
+Result find_engine(qcclComm_t comm, std::shared_ptr<Engine>* out) {
+  QCCL_CHECK(check_comm(comm));
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry().find(comm);
+  if (it == registry().end())
+    return fail(qcclInvalidUsage,
+                "the engine of this communicator is not started (call "
+                "qcclEngineStart on every rank first)");
+  *out = it->second;
+  return qcclSuccess;
+}
+
+// datatype and op are the raw ints the caller passed (raw_enum): checked
+// before they are used as enums.
+Result enqueue(qcclComm_t comm, const char* name, void* buf, size_t count, int datatype, int op,
+               unsigned flags, qcclEngineCallback_t callback, void* user) {
+  std::shared_ptr<Engine> engine;
+  QCCL_CHECK(find_engine(comm, &engine));
+  if (name == nullptr || name[0] == '\0')
+    return fail(qcclInvalidArgument, "name is NULL or empty: every tensor needs a unique name");
+  if (buf == nullptr && count > 0) return fail(qcclInvalidArgument, "buf of '{}' is NULL", name);
+  if (!valid_dtype(datatype))
+    return fail(qcclInvalidArgument,
+                "datatype {} of '{}' is not one of qcclFloat32, qcclFloat16, qcclBfloat16",
+                datatype, name);
+  if (op != qcclSum && op != qcclAvg)
+    return fail(qcclInvalidArgument, "reduction op {} of '{}' is not qcclSum or qcclAvg", op, name);
+  if ((flags & ~QCCL_ENQUEUE_UNCOMPRESSED) != 0)
+    return fail(qcclInvalidArgument, "unknown flags {:#x} for '{}'", flags, name);
+  return engine->enqueue(name, buf, count, static_cast<DataType>(datatype), op == qcclAvg,
+                         (flags & QCCL_ENQUEUE_UNCOMPRESSED) != 0, callback, user);
+}
+
+}  // namespace
+}  // namespace qccl
+
+namespace qccl {
+bool engine_running(qcclComm_t comm) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  return registry().count(comm) != 0;
+}
+}  // namespace qccl
+
+extern "C" {
+
+qcclResult_t qcclEngineStart(qcclComm_t comm) {
+  return qccl::api_call(comm, "qcclEngineStart", [&] {
+    QCCL_CHECK(qccl::check_comm(comm));
+    std::lock_guard<std::mutex> lock(qccl::registry_mutex);
+    if (qccl::registry().count(comm) != 0)
+      return qccl::fail(qcclInvalidUsage, "the engine of this communicator is already started");
+    auto engine = std::make_shared<qccl::Engine>(comm->config, *comm->transport, *comm->adapter);
+    QCCL_CHECK(engine->start());
+    qccl::registry()[comm] = std::move(engine);
+    return qcclSuccess;
+  });
+}
+
+qcclResult_t qcclEngineStop(qcclComm_t comm) {
+  return qccl::api_call(comm, "qcclEngineStop", [&] {
+    std::shared_ptr<qccl::Engine> engine;
+    QCCL_CHECK(qccl::find_engine(comm, &engine));
+    {
+      std::lock_guard<std::mutex> lock(qccl::registry_mutex);
+      qccl::registry().erase(comm);
+    }
+    return engine->stop();
+  });
+}
+
+qcclResult_t qcclEnqueueAllReduce(qcclComm_t comm, const char* name, void* buf, size_t count,
+                                  qcclDataType_t datatype, qcclRedOp_t op,
+                                  qcclEngineCallback_t callback, void* user) {
+  return qccl::api_call(comm, "qcclEnqueueAllReduce", [&] {
+    return qccl::enqueue(comm, name, buf, count, qccl::raw_enum(&datatype), qccl::raw_enum(&op), 0,
+                         callback, user);
+  });
+}
+
+qcclResult_t qcclEnqueueAllReduceFlags(qcclComm_t comm, const char* name, void* buf, size_t count,
+                                       qcclDataType_t datatype, qcclRedOp_t op, unsigned flags,
+                                       qcclEngineCallback_t callback, void* user) {
+  return qccl::api_call(comm, "qcclEnqueueAllReduceFlags", [&] {
+    return qccl::enqueue(comm, name, buf, count, qccl::raw_enum(&datatype), qccl::raw_enum(&op),
+                         flags, callback, user);
+  });
+}
+
+qcclResult_t qcclEngineGetStats(qcclComm_t comm, qcclStats_t* stats) {
+  return qccl::api_call(comm, "qcclEngineGetStats", [&] {
+    std::shared_ptr<qccl::Engine> engine;
+    QCCL_CHECK(qccl::find_engine(comm, &engine));
+    if (stats == nullptr) return qccl::fail(qcclInvalidArgument, "stats is NULL");
+    const qccl::EngineCounters e = engine->counters();
+    const qccl::CollectiveCounters& c = e.collective;
+    std::memset(stats, 0, sizeof *stats);
+    stats->calls = c.calls + e.uncompressed_calls;
+    stats->compressedCalls = c.compressed_calls;
+    stats->inputBytes = c.input_bytes + e.uncompressed_input_bytes;
+    stats->wireBytes = c.wire_bytes + e.uncompressed_wire_bytes;
+    stats->compressionRatio = c.compressed_payload_bytes == 0
+                                  ? 0.0
+                                  : static_cast<double>(c.compressed_input_bytes) /
+                                        static_cast<double>(c.compressed_payload_bytes);
+    stats->method = static_cast<qcclMethod_t>(comm->config.method);
+    stats->bits = c.bits > 0 ? c.bits : comm->config.bits;
+    stats->tableVersion = c.table_version;
+    stats->numLevels = static_cast<int>(std::min<size_t>(c.levels.size(), QCCL_MAX_LEVELS));
+    for (int i = 0; i < stats->numLevels; ++i) stats->levels[i] = c.levels[i];
+    stats->predictedVariance = c.predicted_variance;
+    stats->step = e.step;
+    return qcclSuccess;
+  });
+}
+
+}  // extern "C"

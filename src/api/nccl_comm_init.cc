@@ -1,0 +1,108 @@
+// Communicators over NCCL (docs/api.md "Communicators over NCCL", issue 5):
+// qcclGetUniqueId / qcclCommInitRank (NCCL-style bootstrap) and
+// qcclCommInitNccl (wrap a framework's communicator). Compiled in every
+// build so the C API is the same everywhere; without NCCL every call, after
+// its argument checks, is qcclInvalidUsage.
+#include <cstring>
+
+#include "api/comm.h"
+#ifdef QCCL_HAVE_NCCL
+#include <nccl.h>
+
+#include "collective/device_collectives.h"
+#include "transport/nccl_transport.h"
+#endif
+
+namespace qccl {
+namespace {
+
+#ifndef QCCL_HAVE_NCCL
+Result without_nccl(const char* function) {
+  return fail(qcclInvalidUsage,
+              "{}: this qccl was built without NCCL (needs CUDA and libnccl at build time)",
+              function);
+}
+#endif
+
+#ifdef QCCL_HAVE_NCCL
+static_assert(sizeof(ncclUniqueId) <= sizeof(qcclUniqueId),
+              "an ncclUniqueId must fit in qcclUniqueId");
+
+Result nccl_call_failed(ncclResult_t r, const char* call) {
+  return fail(r == ncclRemoteError ? qcclRemoteError : qcclTransportError, "{} failed: {}", call,
+              ncclGetErrorString(r));
+}
+
+// The common tail of both initialisations over an NCCL communicator.
+Result init_over_nccl(qcclComm_t* out, ncclComm_t nccl, bool owned, const qcclConfig_t* overrides) {
+  auto comm = std::make_unique<qcclComm>();
+  const Result resolved = resolve_config(overrides, &comm->config);
+  const std::string resolve_error = thread_last_error();
+  std::unique_ptr<NcclTransport> transport;
+  const Result created = NcclTransport::create(nccl, owned, &transport);
+  if (created != qcclSuccess) {
+    if (owned) ncclCommDestroy(nccl);
+    return created;
+  }
+  QCCL_CHECK(create_device_state(transport.get(), &comm->device));
+  return finish_comm_init(std::move(comm), resolved, resolve_error, std::move(transport), "NCCL",
+                          out);
+}
+#endif
+
+}  // namespace
+}  // namespace qccl
+
+extern "C" {
+
+qcclResult_t qcclGetUniqueId(qcclUniqueId* uniqueId) {
+  return qccl::api_call(nullptr, "qcclGetUniqueId", [&] {
+    if (uniqueId == nullptr) return qccl::fail(qcclInvalidArgument, "uniqueId is NULL");
+#ifdef QCCL_HAVE_NCCL
+    ncclUniqueId id;
+    const ncclResult_t r = ncclGetUniqueId(&id);
+    if (r != ncclSuccess) return qccl::nccl_call_failed(r, "ncclGetUniqueId");
+    std::memset(uniqueId, 0, sizeof *uniqueId);
+    std::memcpy(uniqueId->internal, &id, sizeof id);
+    return qcclSuccess;
+#else
+    return qccl::without_nccl("qcclGetUniqueId");
+#endif
+  });
+}
+
+qcclResult_t qcclCommInitRank(qcclComm_t* comm, int nranks, qcclUniqueId commId, int rank,
+                              const qcclConfig_t* config) {
+  return qccl::api_call(nullptr, "qcclCommInitRank", [&] {
+    QCCL_CHECK(qccl::check_init_args(comm, config));
+    if (nranks < 1) return qccl::fail(qcclInvalidArgument, "nranks is {}, must be >= 1", nranks);
+    if (rank < 0 || rank >= nranks)
+      return qccl::fail(qcclInvalidArgument, "rank {} is outside [0, nranks = {})", rank, nranks);
+#ifdef QCCL_HAVE_NCCL
+    ncclUniqueId id;
+    std::memcpy(&id, commId.internal, sizeof id);
+    ncclComm_t nccl = nullptr;
+    const ncclResult_t r = ncclCommInitRank(&nccl, nranks, id, rank);
+    if (r != ncclSuccess) return qccl::nccl_call_failed(r, "ncclCommInitRank");
+    return qccl::init_over_nccl(comm, nccl, /*owned=*/true, config);
+#else
+    (void)commId;
+    return qccl::without_nccl("qcclCommInitRank");
+#endif
+  });
+}
+
+qcclResult_t qcclCommInitNccl(qcclComm_t* comm, void* ncclComm, const qcclConfig_t* config) {
+  return qccl::api_call(nullptr, "qcclCommInitNccl", [&] {
+    QCCL_CHECK(qccl::check_init_args(comm, config));
+    if (ncclComm == nullptr)
+      return qccl::fail(qcclInvalidArgument, "ncclComm is NULL (pass the ncclComm_t itself)");
+#ifdef QCCL_HAVE_NCCL
+    return qccl::init_over_nccl(comm, static_cast<ncclComm_t>(ncclComm), /*owned=*/false, config);
+#else
+    return qccl::without_nccl("qcclCommInitNccl");
+#endif
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,330 @@
+#include "engine/engine.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <unordered_set>
+
+#include "codec/cpu_codec.h"
+#include "core/logging.h"
+
+namespace qccl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string rank_list(const std::vector<int>& ranks) {
+  return fmt::format("[{}]", fmt::join(ranks, ", "));
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+Engine::Engine(const Config& config, Transport& transport, Adapter& adapter)
+    : config_(config), transport_(transport), collectives_(config, transport_, adapter) {}
+
+Engine::~Engine() {
+  if (thread_.joinable()) stop();
+}
+
+Result Engine::start() {
+  if (thread_.joinable())
+    return fail(qcclInvalidUsage, "the engine of this communicator is already started");
+  QCCL_CHECK(timeline_.open(config_.timeline, transport_.rank()));
+  running_ = true;
+  thread_ = std::thread(&Engine::run, this);
+  return qcclSuccess;
+}
+
+Result Engine::enqueue(const std::string& name, void* buf, uint64_t count, DataType dtype,
+                       bool average, bool force_uncompressed, qcclEngineCallback_t callback,
+                       void* user) {
+  auto entry = std::make_unique<TensorEntry>();
+  entry->name = name;
+  entry->name_hash = hash_name(name);
+  entry->buf = buf;
+  entry->count = count;
+  entry->dtype = dtype;
+  entry->average = average;
+  // docs/engine.md, compression policy: small tensors and those the caller
+  // marks (biases, norms) go through the transport's exact allreduce.
+  entry->compress = config_.method != Method::kNone && !force_uncompressed &&
+                    entry->bytes() >= std::max<uint64_t>(config_.min_compress_bytes, 1);
+  entry->callback = callback;
+  entry->user = user;
+  entry->submitted = Clock::now();
+  entry->submitted_us = Timeline::now_us();
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  if (broken_ != qcclSuccess)
+    return fail(broken_, "the engine stopped after an error: {}", broken_message_);
+  if (!running_ || stop_requested_)
+    return fail(qcclInvalidUsage,
+                "cannot enqueue '{}': the engine is not running (qcclEngineStart "
+                "first; qcclEngineStop was called)",
+                name);
+  return queue_.push(std::move(entry));
+}
+
+Result Engine::stop() {
+  stop_requested_ = true;
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  if (broken_ != qcclSuccess) return set_error(broken_, broken_message_);
+  return qcclSuccess;
+}
+
+EngineCounters Engine::counters() {
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  return counters_;
+}
+
+void Engine::run() {
+  const auto period = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double, std::milli>(config_.cycle_time_ms));
+  auto next = Clock::now();
+  while (cycle()) {
+    next += period;
+    const auto now = Clock::now();
+    if (next < now) next = now;  // behind schedule: do not burst to catch up
+    std::this_thread::sleep_until(next);
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    running_ = false;
+  }
+  // From here enqueue refuses, so nothing can be left without a callback.
+  Result result;
+  std::string message;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    result = broken_ != qcclSuccess ? broken_ : qcclInvalidUsage;
+    message = broken_ != qcclSuccess ? broken_message_
+                                     : "the engine was stopped before every rank submitted it";
+  }
+  fail_all_pending(result, message);
+  publish_counters();
+  timeline_.flush();
+}
+
+// collect → negotiate → (mismatches, stall check) → fuse → execute → complete.
+bool Engine::cycle() {
+  const std::vector<TensorEntry*> pending = queue_.snapshot();
+  RankAnnouncements mine;
+  mine.flags = stop_requested_ ? kFlagStopRequested : 0;
+  for (const TensorEntry* e : pending) {
+    TensorAnnouncement a;
+    a.name_hash = e->name_hash;
+    a.count = e->count;
+    a.dtype = static_cast<uint8_t>(e->dtype);
+    a.op = e->average ? qcclAvg : qcclSum;
+    a.compress = e->compress ? 1 : 0;
+    mine.tensors.push_back(a);
+  }
+  std::vector<RankAnnouncements> all;
+  const Result negotiated = exchange_announcements(transport_, mine, &all);
+  if (negotiated != qcclSuccess) {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    broken_ = negotiated;
+    broken_message_ = "engine negotiation failed: " + thread_last_error();
+    QCCL_LOG_WARN("{}", broken_message_);
+    return false;
+  }
+  const int64_t negotiated_us = Timeline::now_us();
+  const CycleDecision decision = decide_cycle(all);
+
+  for (const Mismatch& m : decision.mismatched) {
+    std::unique_ptr<TensorEntry> e = queue_.take(m.name_hash);
+    const std::string message = fmt::format("tensor '{}': {}", e->name, m.description);
+    QCCL_LOG_WARN("engine: {}", message);
+    complete(std::move(e), qcclInvalidUsage, message);
+  }
+  for (const FusionGroup& group : plan_fusion(decision.ready, config_.fusion_threshold))
+    execute(group, negotiated_us);
+  if (decision.drains_everything && !(decision.ready.empty() && decision.mismatched.empty()))
+    collectives_.mark_step();  // DESIGN.md §7: a cycle that completes every name is a step
+
+  // What is still pending was not announced by every rank.
+  std::unordered_set<uint64_t> announced;
+  for (const TensorAnnouncement& a : mine.tensors) announced.insert(a.name_hash);
+  for (TensorEntry* e : queue_.snapshot())
+    if (announced.count(e->name_hash) != 0) check_stall(e, all);
+  local_.cycles++;
+  publish_counters();
+  timeline_.flush();
+  return !decision.all_stop_requested;
+}
+
+void Engine::check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& all) {
+  const double age = seconds_since(e->submitted);
+  const double warn_after = std::min(60.0, config_.timeout_s / 2);
+  if (age < warn_after) return;
+  const std::vector<int> have = ranks_announcing(all, e->name_hash);
+  std::vector<int> missing;
+  for (int r = 0; r < transport_.size(); ++r)
+    if (!std::binary_search(have.begin(), have.end(), r)) missing.push_back(r);
+  if (age >= config_.timeout_s) {
+    const std::string message = fmt::format(
+        "stall: tensor '{}' was submitted on ranks {} but not on ranks {} within "
+        "QCCL_TIMEOUT_S={} s",
+        e->name, rank_list(have), rank_list(missing), config_.timeout_s);
+    QCCL_LOG_WARN("engine: {}", message);
+    complete(queue_.take(e->name_hash), qcclTimeout, message);
+  } else if (!e->stall_warned) {
+    e->stall_warned = true;
+    QCCL_LOG_WARN(
+        "engine stall: tensor '{}' is submitted on ranks {} but not yet on ranks {} after {:.1f} "
+        "s (it fails at QCCL_TIMEOUT_S={} s)",
+        e->name, rank_list(have), rank_list(missing), age, config_.timeout_s);
+  }
+}
+
+void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
+  std::vector<std::unique_ptr<TensorEntry>> members;
+  std::vector<TensorEntry*> raw;
+  for (uint64_t h : group.name_hashes) {
+    members.push_back(queue_.take(h));
+    raw.push_back(members.back().get());
+  }
+  const uint64_t elem = dtype_size(group.dtype);
+  const int64_t start_us = Timeline::now_us();
+  // A lone tensor is reduced in place; several go through the fusion buffer.
+  const bool fused = members.size() > 1 || config_.error_feedback;
+  void* data = members[0]->buf;
+  if (fused) {
+    data = grow(&fusion_buffer_, group.count * elem);
+    uint64_t offset = 0;
+    for (const TensorEntry* e : raw) {
+      if (e->count > 0) std::memcpy(fusion_buffer_.data() + offset, e->buf, e->bytes());
+      offset += e->bytes();
+    }
+  }
+  transport_.clear();
+  Result result = qcclSuccess;
+  if (group.count == 0) {
+    result = qcclSuccess;
+  } else if (!group.compress) {
+    result = reduce_uncompressed(data, group);
+  } else if (config_.error_feedback) {
+    result = reduce_with_error_feedback(data, group, raw);
+  } else {
+    AllreduceRequest req;
+    req.send = data;
+    req.recv = data;
+    req.count = group.count;
+    req.dtype = group.dtype;
+    req.average = group.average;
+    result = collectives_.allreduce(req);
+  }
+  const std::string error = result == qcclSuccess ? std::string() : thread_last_error();
+  if (fused && result == qcclSuccess) {
+    uint64_t offset = 0;
+    for (const TensorEntry* e : raw) {
+      if (e->count > 0) std::memcpy(e->buf, fusion_buffer_.data() + offset, e->bytes());
+      offset += e->bytes();
+    }
+  }
+  const int64_t end_us = Timeline::now_us();
+  if (timeline_.enabled()) {
+    const TransferRecord* wire = transport_.largest();
+    const int64_t comm_start = wire ? wire->start_us : start_us;
+    const int64_t comm_end = wire ? wire->end_us : end_us;
+    for (const TensorEntry* e : raw) {
+      timeline_.span(e->name, "NEGOTIATE", e->submitted_us, negotiated_us);
+      timeline_.span(e->name, "QUANTIZE", start_us, comm_start);
+      timeline_.span(e->name, "COMMUNICATE", comm_start, comm_end);
+      timeline_.span(e->name, "DEQUANTIZE", comm_end, end_us);
+    }
+  }
+  publish_counters();  // before the callbacks, so a callback's waiter sees this call's stats
+  for (auto& e : members) complete(std::move(e), result, error);
+}
+
+Result Engine::reduce_uncompressed(void* data, const FusionGroup& group) {
+  const int n = transport_.size();
+  QCCL_CHECK(transport_.allreduce_passthrough(data, data, group.count, group.dtype));
+  if (group.average) {
+    // The same single multiply by 1/N the collective layer's passthrough uses.
+    const float inv = 1.0f / static_cast<float>(n);
+    float* x = grow(&widened_, group.count);
+    cast_to_float(data, group.count, group.dtype, x);
+    for (uint64_t i = 0; i < group.count; ++i) x[i] *= inv;
+    cast_from_float(x, group.count, group.dtype, data);
+  }
+  const uint64_t bytes = group.count * dtype_size(group.dtype);
+  local_.uncompressed_calls++;
+  local_.uncompressed_input_bytes += bytes;
+  local_.uncompressed_wire_bytes += 2 * (n - 1) * bytes / n;
+  return qcclSuccess;
+}
+
+// Error feedback needs this rank's own Q(x), which the allreduce does not
+// return: a compressed allgather gives every rank every decoded payload
+// (the same bytes the `allgather` algorithm exchanges, (N-1)·C on the
+// wire); the slots are summed in rank order so replicas still agree.
+Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
+                                          const std::vector<TensorEntry*>& members) {
+  const int n = transport_.size();
+  const uint64_t count = group.count;
+  const uint64_t slot = count * dtype_size(group.dtype);
+  float* sent = grow(&widened_, count);
+  cast_to_float(data, count, group.dtype, sent);
+  uint64_t offset = 0;
+  for (const TensorEntry* e : members) {
+    error_feedback_.add_residual(e->name_hash, sent + offset, e->count);
+    offset += e->count;
+  }
+  cast_from_float(sent, count, group.dtype, data);
+  cast_to_float(data, count, group.dtype, sent);  // what is actually sent, after rounding
+  unsigned char* gathered = grow(&gathered_, n * slot);
+  QCCL_CHECK(collectives_.allgather(data, gathered, count, group.dtype));
+
+  float* own = grow(&own_decoded_, count);
+  cast_to_float(gathered + transport_.rank() * slot, count, group.dtype, own);
+  offset = 0;
+  for (const TensorEntry* e : members) {
+    error_feedback_.update(e->name_hash, sent + offset, own + offset, e->count);
+    offset += e->count;
+  }
+  float* sum = grow(&gathered_float_, 2 * count);
+  float* slot_values = sum + count;
+  std::fill(sum, sum + count, 0.0f);
+  for (int r = 0; r < n; ++r) {
+    cast_to_float(gathered + r * slot, count, group.dtype, slot_values);
+    for (uint64_t i = 0; i < count; ++i) sum[i] += slot_values[i];
+  }
+  if (group.average) {
+    const float inv = 1.0f / static_cast<float>(n);
+    for (uint64_t i = 0; i < count; ++i) sum[i] *= inv;
+  }
+  cast_from_float(sum, count, group.dtype, data);
+  return qcclSuccess;
+}
+
+void Engine::complete(std::unique_ptr<TensorEntry> entry, Result result, const std::string& error) {
+  if (entry == nullptr) return;
+  local_.tensors_completed++;
+  if (entry->callback != nullptr)
+    entry->callback(result, entry->name.c_str(), error.c_str(), entry->user);
+}
+
+void Engine::fail_all_pending(Result result, const std::string& error) {
+  for (TensorEntry* e : queue_.snapshot()) {
+    std::unique_ptr<TensorEntry> entry = queue_.take(e->name_hash);
+    const std::string message = fmt::format("tensor '{}': {}", entry->name, error);
+    complete(std::move(entry), result, message);
+  }
+}
+
+void Engine::publish_counters() {
+  local_.collective = collectives_.context().counters;
+  local_.step = collectives_.context().step;
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  counters_ = local_;
+}
+
+}  // namespace qccl

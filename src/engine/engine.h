@@ -1,0 +1,83 @@
+// The Horovod-style engine (DESIGN.md §8, docs/engine.md). One per started
+// communicator. The cycle reads like the design:
+//   collect → negotiate → (stall check, mismatches) → fuse → execute → complete.
+// It runs its own collective context (own step counter and counters) over
+// a TimedTransport wrapping the communicator's transport, sharing the
+// communicator's adapter; while it runs it is the only user of both.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collective/collectives.h"
+#include "engine/error_feedback.h"
+#include "engine/fusion_plan.h"
+#include "engine/negotiation.h"
+#include "engine/tensor_queue.h"
+#include "engine/timed_transport.h"
+#include "engine/timeline.h"
+
+namespace qccl {
+
+struct EngineCounters {
+  CollectiveCounters collective;  // from the engine's collective context
+  uint64_t uncompressed_calls = 0, uncompressed_input_bytes = 0, uncompressed_wire_bytes = 0;
+  uint64_t step = 0;
+  uint64_t tensors_completed = 0, cycles = 0;
+};
+
+class Engine {
+ public:
+  Engine(const Config& config, Transport& transport, Adapter& adapter);
+  ~Engine();  // stops (if still running) and joins
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Result start();
+  // Thread-safe. force_uncompressed keeps the tensor out of quantisation.
+  Result enqueue(const std::string& name, void* buf, uint64_t count, DataType dtype, bool average,
+                 bool force_uncompressed, qcclEngineCallback_t callback, void* user);
+  // Collective: returns when every rank has asked to stop and the thread has exited.
+  Result stop();
+  EngineCounters counters();
+
+ private:
+  void run();
+  // One cycle; false when the engine must exit.
+  bool cycle();
+  // Warns about, then fails, a tensor that not every rank has submitted.
+  void check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& all);
+  void execute(const FusionGroup& group, int64_t negotiated_us);
+  Result reduce_uncompressed(void* data, const FusionGroup& group);
+  Result reduce_with_error_feedback(void* data, const FusionGroup& group,
+                                    const std::vector<TensorEntry*>& members);
+  void complete(std::unique_ptr<TensorEntry> entry, Result result, const std::string& error);
+  void fail_all_pending(Result result, const std::string& error);
+  void publish_counters();
+
+  const Config& config_;
+  TimedTransport transport_;
+  Collectives collectives_;
+  TensorQueue queue_;
+  Timeline timeline_;
+  ErrorFeedbackStore error_feedback_;
+  std::vector<unsigned char> fusion_buffer_;
+  std::vector<float> widened_, own_decoded_, gathered_float_;
+  std::vector<unsigned char> gathered_;
+
+  std::thread thread_;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> running_{false};
+  std::mutex state_mutex_;  // guards broken_*, counters_
+  Result broken_ = qcclSuccess;
+  std::string broken_message_;
+  EngineCounters counters_;
+  EngineCounters local_;  // cycle thread's working copy
+};
+
+}  // namespace qccl

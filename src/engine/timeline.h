@@ -1,0 +1,43 @@
+// QCCL_TIMELINE: a chrome://tracing / Perfetto JSON array of complete ("X")
+// events, one track (tid) per tensor name, pid = rank. The file is valid
+// JSON whenever no flush is in progress: after each flush the closing
+// bracket is written and the next flush overwrites it (DESIGN.md §8).
+// Used by the cycle thread only.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "core/result.h"
+
+namespace qccl {
+
+class Timeline {
+ public:
+  ~Timeline();
+  // Creates (truncates) `path`; an empty path disables the timeline.
+  Result open(const std::string& path, int rank);
+  bool enabled() const { return file_ != nullptr; }
+
+  // A span [start_us, end_us] of `phase` ("NEGOTIATE", ...) for `tensor`.
+  void span(const std::string& tensor, const char* phase, int64_t start_us, int64_t end_us);
+  // Writes the buffered events and the closing bracket.
+  void flush();
+
+  static int64_t now_us();
+
+ private:
+  int track_of(const std::string& tensor);
+  void add_event(const std::string& json);
+
+  std::FILE* file_ = nullptr;
+  int rank_ = 0;
+  long end_of_events_ = 0;  // file offset where the closing "\n]\n" starts
+  bool any_event_ = false;
+  std::string pending_;
+  std::map<std::string, int> tracks_;
+};
+
+}  // namespace qccl
