@@ -30,6 +30,10 @@ struct qcclComm {
 
 namespace qccl {
 
+// Fills the public stats from a collective context's counters.
+void fill_stats(const CollectiveCounters& counters, const Config& config, uint64_t step,
+                qcclStats_t* stats);
+
 // Whether qcclEngineStart ran on comm without qcclEngineStop (engine_api.cc).
 bool engine_running(qcclComm_t comm);
 

@@ -121,6 +121,30 @@ Result finish_comm_init(std::unique_ptr<qcclComm> comm, Result resolved,
 
 }  // namespace qccl
 
+namespace qccl {
+
+void fill_stats(const CollectiveCounters& c, const Config& config, uint64_t step,
+                qcclStats_t* stats) {
+  std::memset(stats, 0, sizeof *stats);
+  stats->calls = c.calls;
+  stats->compressedCalls = c.compressed_calls;
+  stats->inputBytes = c.input_bytes;
+  stats->wireBytes = c.wire_bytes;
+  stats->compressionRatio = c.compressed_payload_bytes == 0
+                                ? 0.0
+                                : static_cast<double>(c.compressed_input_bytes) /
+                                      static_cast<double>(c.compressed_payload_bytes);
+  stats->method = static_cast<qcclMethod_t>(config.method);
+  stats->bits = c.bits > 0 ? c.bits : config.bits;
+  stats->tableVersion = c.table_version;
+  stats->numLevels = static_cast<int>(std::min<size_t>(c.levels.size(), QCCL_MAX_LEVELS));
+  for (int i = 0; i < stats->numLevels; ++i) stats->levels[i] = c.levels[i];
+  stats->predictedVariance = c.predicted_variance;
+  stats->step = step;
+}
+
+}  // namespace qccl
+
 extern "C" {
 
 qcclResult_t qcclCommInitMpi(qcclComm_t* comm, const void* mpiComm, const qcclConfig_t* config) {
@@ -190,23 +214,7 @@ qcclResult_t qcclCommGetStats(qcclComm_t comm, qcclStats_t* stats) {
     QCCL_CHECK(qccl::check_comm(comm));
     if (stats == nullptr) return qccl::fail(qcclInvalidArgument, "stats is NULL");
     const qccl::CollectiveContext& ctx = comm->collectives->context();
-    const qccl::CollectiveCounters& c = ctx.counters;
-    std::memset(stats, 0, sizeof *stats);
-    stats->calls = c.calls;
-    stats->compressedCalls = c.compressed_calls;
-    stats->inputBytes = c.input_bytes;
-    stats->wireBytes = c.wire_bytes;
-    stats->compressionRatio = c.compressed_payload_bytes == 0
-                                  ? 0.0
-                                  : static_cast<double>(c.compressed_input_bytes) /
-                                        static_cast<double>(c.compressed_payload_bytes);
-    stats->method = static_cast<qcclMethod_t>(comm->config.method);
-    stats->bits = c.bits > 0 ? c.bits : comm->config.bits;
-    stats->tableVersion = c.table_version;
-    stats->numLevels = static_cast<int>(std::min<size_t>(c.levels.size(), QCCL_MAX_LEVELS));
-    for (int i = 0; i < stats->numLevels; ++i) stats->levels[i] = c.levels[i];
-    stats->predictedVariance = c.predicted_variance;
-    stats->step = ctx.step;
+    qccl::fill_stats(ctx.counters, comm->config, ctx.step, stats);
     return qcclSuccess;
   });
 }

@@ -115,23 +115,11 @@ qcclResult_t qcclEngineGetStats(qcclComm_t comm, qcclStats_t* stats) {
     QCCL_CHECK(qccl::find_engine(comm, &engine));
     if (stats == nullptr) return qccl::fail(qcclInvalidArgument, "stats is NULL");
     const qccl::EngineCounters e = engine->counters();
-    const qccl::CollectiveCounters& c = e.collective;
-    std::memset(stats, 0, sizeof *stats);
-    stats->calls = c.calls + e.uncompressed_calls;
-    stats->compressedCalls = c.compressed_calls;
-    stats->inputBytes = c.input_bytes + e.uncompressed_input_bytes;
-    stats->wireBytes = c.wire_bytes + e.uncompressed_wire_bytes;
-    stats->compressionRatio = c.compressed_payload_bytes == 0
-                                  ? 0.0
-                                  : static_cast<double>(c.compressed_input_bytes) /
-                                        static_cast<double>(c.compressed_payload_bytes);
-    stats->method = static_cast<qcclMethod_t>(comm->config.method);
-    stats->bits = c.bits > 0 ? c.bits : comm->config.bits;
-    stats->tableVersion = c.table_version;
-    stats->numLevels = static_cast<int>(std::min<size_t>(c.levels.size(), QCCL_MAX_LEVELS));
-    for (int i = 0; i < stats->numLevels; ++i) stats->levels[i] = c.levels[i];
-    stats->predictedVariance = c.predicted_variance;
-    stats->step = e.step;
+    qccl::fill_stats(e.collective, comm->config, e.step, stats);
+    // Uncompressed groups bypass the collective layer's counters.
+    stats->calls += e.uncompressed_calls;
+    stats->inputBytes += e.uncompressed_input_bytes;
+    stats->wireBytes += e.uncompressed_wire_bytes;
     return qcclSuccess;
   });
 }
