@@ -20,7 +20,7 @@ struct LevelsRequest {
   MixtureWeight weight = MixtureWeight::kNorm;
   bool norm_auto = true;          // the method's own norm (default_norm)
   NormKind norm = NormKind::kL2;  // used when !norm_auto
-  int seeds = 5;  // encode/decode repetitions for the measurement
+  int seeds = 5;                  // encode/decode repetitions for the measurement
 };
 
 struct LevelsReport {
