@@ -7,7 +7,8 @@ seconds=${1:-60}
 out=build-fuzz
 mkdir -p "$out/corpus"
 sources=(src/core/*.cc src/codec/*.cc test/fuzz/decode_fuzz.cc)
-clang++ -std=c++17 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined \
+clang++ -std=c++17 -O1 -g -ffp-contract=off -DQCCL_NO_TARGET_CLONES=1 \
+  -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=all -Iinclude -Isrc "${sources[@]}" -lspdlog -lfmt -lpthread \
   -o "$out/decode_fuzz"
 # Seeds: one input of each mode so the run starts from valid payloads.

@@ -11,8 +11,10 @@
 #endif
 
 // Runtime SIMD dispatch for CPU hot loops: an AVX2 clone and a portable
-// one, picked by the loader (no -march=native needed).
-#if defined(QCCL_NO_TARGET_CLONES) || defined(__CUDACC__) || !defined(__x86_64__)
+// one, picked by the loader (no -march=native needed). GCC only: clang 14
+// cannot clone function templates, so clang builds use the portable loops.
+#if defined(QCCL_NO_TARGET_CLONES) || defined(__CUDACC__) || !defined(__x86_64__) || \
+    defined(__clang__)
 #define QCCL_SIMD_CLONES
 #else
 #define QCCL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
