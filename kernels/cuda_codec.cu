@@ -259,28 +259,37 @@ Result CudaCodec::decode_accumulate_device(const void* const* payloads, const ui
   return qcclSuccess;
 }
 
-Result CudaCodec::cast_from_float_device(const float* in, uint64_t count, DataType dtype, void* out,
-                                         cudaStream_t stream) {
+namespace {
+
+// The checks both cast directions make; *nothing_to_do for count == 0.
+Result check_cast(const void* in, uint64_t count, DataType dtype, const void* out,
+                  bool* nothing_to_do) {
+  *nothing_to_do = false;
   if (!valid_dtype(static_cast<int>(dtype)))
     return fail(qcclInvalidArgument, "cast: unknown dtype {}", static_cast<int>(dtype));
-  if (count == 0) return qcclSuccess;
+  if (count == 0) return *nothing_to_do = true, qcclSuccess;
   if (in == nullptr || out == nullptr)
     return fail(qcclInvalidArgument, "cast: null {} buffer", in == nullptr ? "input" : "output");
   QCCL_CHECK(check_device_pointer(in, "cast: input buffer"));
   QCCL_CHECK(check_device_pointer(out, "cast: output buffer"));
-  return kernels::launch_cast_from_float(in, count, dtype, out, stream);
+  return qcclSuccess;
+}
+
+}  // namespace
+
+Result CudaCodec::cast_from_float_device(const float* in, uint64_t count, DataType dtype, void* out,
+                                         cudaStream_t stream) {
+  bool nothing_to_do;
+  QCCL_CHECK(check_cast(in, count, dtype, out, &nothing_to_do));
+  return nothing_to_do ? qcclSuccess
+                       : kernels::launch_cast_from_float(in, count, dtype, out, stream);
 }
 
 Result CudaCodec::cast_to_float_device(const void* in, uint64_t count, DataType dtype, float* out,
                                        cudaStream_t stream) {
-  if (!valid_dtype(static_cast<int>(dtype)))
-    return fail(qcclInvalidArgument, "cast: unknown dtype {}", static_cast<int>(dtype));
-  if (count == 0) return qcclSuccess;
-  if (in == nullptr || out == nullptr)
-    return fail(qcclInvalidArgument, "cast: null {} buffer", in == nullptr ? "input" : "output");
-  QCCL_CHECK(check_device_pointer(in, "cast: input buffer"));
-  QCCL_CHECK(check_device_pointer(out, "cast: output buffer"));
-  return kernels::launch_cast_to_float(in, count, dtype, out, stream);
+  bool nothing_to_do;
+  QCCL_CHECK(check_cast(in, count, dtype, out, &nothing_to_do));
+  return nothing_to_do ? qcclSuccess : kernels::launch_cast_to_float(in, count, dtype, out, stream);
 }
 
 }  // namespace qccl

@@ -101,19 +101,10 @@ Result NcclTransport::allgatherv(const void* send, uint64_t send_bytes, void* re
     total = std::max(total, recv_offsets[r] + recv_bytes[r]);
     uniform = uniform && recv_bytes[r] == send_bytes && recv_offsets[r] == r * send_bytes;
   }
-  const bool stage_send = !is_device_pointer(send);
-  const bool stage_recv = !is_device_pointer(recv);
-  const void* d_send = send;
-  void* d_recv = recv;
-  if (stage_send || stage_recv) {
-    void* s = nullptr;
-    QCCL_CHECK(scratch(aligned(send_bytes) + aligned(total), &s));
-    if (stage_send) {
-      d_send = s;
-      QCCL_CUDA_CHECK(cudaMemcpyAsync(s, send, send_bytes, cudaMemcpyHostToDevice, stream_));
-    }
-    if (stage_recv) d_recv = bytes_at(s, aligned(send_bytes));
-  }
+  Staged st;
+  QCCL_CHECK(stage(send, send_bytes, recv, total, &st));
+  const void* d_send = st.send;
+  void* d_recv = st.recv;
   if (uniform) {
     QCCL_NCCL_CHECK(ncclAllGather(d_send, d_recv, send_bytes, ncclUint8, comm_, stream_),
                     "ncclAllGather");
@@ -129,13 +120,7 @@ Result NcclTransport::allgatherv(const void* send, uint64_t send_bytes, void* re
     }
     QCCL_NCCL_CHECK(ncclGroupEnd(), "ncclGroupEnd (allgatherv)");
   }
-  if (stage_recv) {
-    for (int r = 0; r < size_; ++r)
-      QCCL_CUDA_CHECK(cudaMemcpyAsync(bytes_at(recv, recv_offsets[r]),
-                                      bytes_at(d_recv, recv_offsets[r]), recv_bytes[r],
-                                      cudaMemcpyDeviceToHost, stream_));
-  }
-  return stage_send || stage_recv ? synchronize("allgatherv (host buffers)") : qcclSuccess;
+  return unstage(st, recv, recv_bytes, recv_offsets, "allgatherv (host buffers)");
 }
 
 Result NcclTransport::alltoallv(const void* send, const uint64_t* send_bytes,
@@ -146,19 +131,10 @@ Result NcclTransport::alltoallv(const void* send, const uint64_t* send_bytes,
     send_total = std::max(send_total, send_offsets[r] + send_bytes[r]);
     recv_total = std::max(recv_total, recv_offsets[r] + recv_bytes[r]);
   }
-  const bool stage_send = !is_device_pointer(send);
-  const bool stage_recv = !is_device_pointer(recv);
-  const void* d_send = send;
-  void* d_recv = recv;
-  if (stage_send || stage_recv) {
-    void* s = nullptr;
-    QCCL_CHECK(scratch(aligned(send_total) + aligned(recv_total), &s));
-    if (stage_send) {
-      d_send = s;
-      QCCL_CUDA_CHECK(cudaMemcpyAsync(s, send, send_total, cudaMemcpyHostToDevice, stream_));
-    }
-    if (stage_recv) d_recv = bytes_at(s, aligned(send_total));
-  }
+  Staged st;
+  QCCL_CHECK(stage(send, send_total, recv, recv_total, &st));
+  const void* d_send = st.send;
+  void* d_recv = st.recv;
   QCCL_NCCL_CHECK(ncclGroupStart(), "ncclGroupStart");
   for (int r = 0; r < size_; ++r) {
     if (send_bytes[r] > 0)
@@ -171,13 +147,32 @@ Result NcclTransport::alltoallv(const void* send, const uint64_t* send_bytes,
           "ncclRecv");
   }
   QCCL_NCCL_CHECK(ncclGroupEnd(), "ncclGroupEnd (alltoallv)");
-  if (stage_recv) {
+  return unstage(st, recv, recv_bytes, recv_offsets, "alltoallv (host buffers)");
+}
+
+Result NcclTransport::stage(const void* send, uint64_t send_total, void* recv, uint64_t recv_total,
+                            Staged* out) {
+  *out = Staged{send, recv, !is_device_pointer(send), !is_device_pointer(recv)};
+  if (!out->send_staged && !out->recv_staged) return qcclSuccess;
+  void* s = nullptr;
+  QCCL_CHECK(scratch(aligned(send_total) + aligned(recv_total), &s));
+  if (out->send_staged) {
+    out->send = s;
+    QCCL_CUDA_CHECK(cudaMemcpyAsync(s, send, send_total, cudaMemcpyHostToDevice, stream_));
+  }
+  if (out->recv_staged) out->recv = bytes_at(s, aligned(send_total));
+  return qcclSuccess;
+}
+
+Result NcclTransport::unstage(const Staged& st, void* recv, const uint64_t* recv_bytes,
+                              const uint64_t* recv_offsets, const char* op) {
+  if (st.recv_staged) {
     for (int r = 0; r < size_; ++r)
       QCCL_CUDA_CHECK(cudaMemcpyAsync(bytes_at(recv, recv_offsets[r]),
-                                      bytes_at(d_recv, recv_offsets[r]), recv_bytes[r],
+                                      bytes_at(st.recv, recv_offsets[r]), recv_bytes[r],
                                       cudaMemcpyDeviceToHost, stream_));
   }
-  return stage_send || stage_recv ? synchronize("alltoallv (host buffers)") : qcclSuccess;
+  return st.send_staged || st.recv_staged ? synchronize(op) : qcclSuccess;
 }
 
 Result NcclTransport::allreduce_sum(double* values, size_t n) {

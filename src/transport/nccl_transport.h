@@ -70,6 +70,18 @@ class NcclTransport final : public Transport {
   // Device scratch for host-pointer calls: allocated once, grown.
   Result scratch(uint64_t bytes, void** out);
   Result synchronize(const char* op);
+  // Device views of possibly-host send/recv buffers: host ones are staged
+  // through the scratch (send copied in on the stream); the caller copies
+  // the received ranges back when *recv_staged and then synchronises.
+  struct Staged {
+    const void* send;
+    void* recv;
+    bool send_staged;
+    bool recv_staged;
+  };
+  Result stage(const void* send, uint64_t send_total, void* recv, uint64_t recv_total, Staged* out);
+  Result unstage(const Staged& staged, void* recv, const uint64_t* recv_bytes,
+                 const uint64_t* recv_offsets, const char* op);
 
   ncclComm_t comm_;
   bool owned_;
