@@ -4,13 +4,9 @@
 // engine with completion handles that Python waits on. Only the public C
 // API is used. The engine's callbacks never touch Python: they complete a
 // Handle, and Python waits on it with the GIL released.
+#include <mpi.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#include <mpi.h>
 
 #include <condition_variable>
 #include <map>

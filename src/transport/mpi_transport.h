@@ -14,13 +14,6 @@
 // the timeout) right before it, so a missing rank is caught there.
 #pragma once
 
-// The C API only: Open MPI's deprecated C++ bindings need libmpi_cxx.
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
 #include <mpi.h>
 
 #include <string>

@@ -3,13 +3,6 @@
 // failures (prefixed with the rank), and every rank exits non-zero when any
 // rank failed, so mpirun and ctest see the failure whichever rank it was on.
 #include <gtest/gtest.h>
-// The C API only: Open MPI's deprecated C++ bindings need libmpi_cxx.
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
 #include <mpi.h>
 
 #include <cstdio>
