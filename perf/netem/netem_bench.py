@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
 """End-to-end qccl allreduce speed-up on emulated bandwidth-limited links.
 
-Creates N hosts as Linux network namespaces on this machine, each joined by
-a veth pair to one bridge (a switch), shapes every host's link with tc, and
-runs qccl_allreduce_perf across them with OpenMPI over TCP: mpirun runs in
-the first host's namespace and starts the other ranks through rsh_agent.sh
-(`ip netns exec` into the namespace owning the host address). Everything is
+Creates N hosts as Linux network namespaces on this machine, joins them by
+one switch, shapes every host's link, and runs qccl_allreduce_perf across
+them with OpenMPI over TCP: mpirun runs in the first host's namespace and
+starts the other ranks through rsh_agent.sh (`ip netns exec` into the
+namespace owning the host address). Two link models (--link):
+  veth       a veth pair per host into a Linux bridge, tbf on both ends
+             (rate only; a latency needs sch_netem);
+  delayline  a tap per host into qccl_delayline (delayline.c), a user-space
+             switch that adds the one-way delay and limits each downlink,
+             with tbf on the tap for the uplink (rate and latency, no
+             sch_netem needed).
+The default (auto) is veth without --delay-ms, else veth+netem where the
+kernel has sch_netem and the delay line where it does not. Everything is
 torn down on exit, on error and on Ctrl-C. Needs root; without it, or where
 namespaces cannot be created, it says so and exits 0 (nothing measured).
 
   netem_bench.py run --bench build/perf/qccl_allreduce_perf --hosts 4 \
       --rates 1gbit,10gbit --sizes 1M:256M --out perf/results/DATE-netem-4hosts
+  netem_bench.py run ... --rates 1gbit --delay-ms 0.5   # latency: delay line here
   netem_bench.py probe --hosts 2 --rates 1gbit     # plumbing/link check only
   netem_bench.py profile --bench ... --rates 10gbit --size 64M --method qsgd -q 2 -a sra
   netem_bench.py down                              # clean up after a kill -9
@@ -20,6 +29,7 @@ See docs/netem.md for the shaping model and how to read the results.
 import argparse
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -30,6 +40,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "rsh_agent.sh")
 PROBE_SRC = os.path.join(HERE, "netem_probe.c")
+DELAYLINE_SRC = os.path.join(HERE, "delayline.c")
+# Delay-line taps carry frames up to this size: 65000 keeps the packet rate
+# (and the switch's per-frame cost) ~40x below MTU 1500's.
+DELAYLINE_MTU = 65000
+# SCHED_FIFO priority of the switch: it sleeps between deadlines, and must
+# not wait behind busy-polling ranks to deliver a frame on time.
+DELAYLINE_RT_PRIO = 10
 SKIP = 0  # exit code when the machine cannot run this (not root, no netns)
 
 
@@ -67,54 +84,153 @@ def fmt_size(n):
     return str(n)
 
 
-class Hosts:
-    """N namespaces <prefix>0..N-1 with address <subnet>.(i+1)/24 on eth0,
-    whose peers <prefix>v<i> are ports of bridge <prefix>br in the root
-    namespace. Link i is shaped on both ends (see shape())."""
+def tbf_args(rate_bps):
+    """tbf limiting to rate_bps. Burst: 2 ms at line rate, at least 256 KiB.
+    Here N ranks share a few cores, so a sender is often off-CPU for a few
+    ms; a smaller bucket loses that link time for good (64 KiB: 0.64 Gbit/s
+    p2p on a 1 Gbit/s link with 4 hosts on 2 cores; 256 KiB: 0.955, see
+    docs/netem.md). Only transfers shorter than the burst can beat the rate.
+    Queue: 20 ms at line rate, deep enough that TCP sees no drops (tc -s
+    showed none)."""
+    burst = max(256 << 10, int(rate_bps / 8 * 2e-3))
+    return ["tbf", "rate", f"{int(rate_bps)}bit", "burst", str(burst), "latency", "20ms"]
 
-    def __init__(self, n, prefix, subnet):
+
+class DelayLine:
+    """The qccl_delayline process (delayline.c) switching the hosts' taps:
+    adds the one-way delay and limits each host's downlink. Started afresh
+    for every rate (its taps vanish with it); its CPU time is the link's
+    emulation cost."""
+
+    def __init__(self, exe):
+        self.exe, self.proc, self.last_stderr = exe, None, ""
+
+    def start(self, taps, rate_bps, delay_ms):
+        self.stop()
+        # Egress queue: 20 ms at line rate (the tbf queue of the veth model),
+        # at least 1 MiB; tail drop beyond.
+        queue = max(1 << 20, int(rate_bps / 8 * 20e-3))
+        cmd = [self.exe, "-r", str(int(rate_bps)), "-d", f"{delay_ms * 1000:g}", "-q", str(queue),
+               "-P", str(DELAYLINE_RT_PRIO), *taps]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"{' '.join(cmd)}: did not start: {self.last_stderr.strip()}")
+
+    def cpu_s(self):
+        """CPU seconds the switch has used so far (user + system)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (AttributeError, OSError, IndexError, ValueError):
+            return None
+
+    def stop(self):
+        """Stops the switch (its taps go with it); returns its counters summed
+        over the ports ({} when it was not running)."""
+        self.last_stderr = ""
+        if self.proc is None:
+            return {}
+        proc, self.proc = self.proc, None
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                proc.send_signal(sig)
+                _, self.last_stderr = proc.communicate(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            except ProcessLookupError:
+                break
+        stats, late_sum = {}, 0.0
+        for line in self.last_stderr.splitlines():
+            words = line.split()
+            if line.startswith("qccl_delayline: port"):
+                port = {key: float(value) for key, value in zip(words[3::2], words[4::2])}
+                # Lateness: how far behind its schedule the switch delivered
+                # (mean over all frames, max over ports); counters are summed.
+                late_sum += port.pop("late_us_mean", 0) * port.get("tx_frames", 0)
+                stats["late_us_max"] = max(stats.get("late_us_max", 0), port.pop("late_us_max", 0))
+                for key, value in port.items():
+                    stats[key] = stats.get(key, 0) + int(value)
+                stats["late_us_mean"] = round(late_sum / max(1, stats.get("tx_frames", 0)), 1)
+            elif line.startswith("qccl_delayline: cpu_s"):
+                stats["cpu_s"], stats["wall_s"] = float(words[2]), float(words[4])
+            elif line.strip():
+                log(line.strip())  # e.g. a SCHED_FIFO warning
+        return stats
+
+
+class Hosts:
+    """N namespaces <prefix>0..N-1 with address <subnet>.(i+1)/24, joined by
+    one switch. link 'veth': eth0 in each namespace, peer <prefix>v<i> a port
+    of bridge <prefix>br in the root namespace. link 'delayline': tap
+    <prefix>t<i> in each namespace, the other side held by qccl_delayline.
+    Link i is shaped in both directions (see shape())."""
+
+    def __init__(self, n, prefix, subnet, link="veth", delayline_exe=None):
         if not 2 <= n <= 8:
             raise ValueError(f"--hosts must be 2..8, got {n}")
         if len(prefix) > 8:
             raise ValueError(f"--prefix {prefix!r}: at most 8 characters (interface names)")
-        self.n, self.prefix, self.subnet = n, prefix, subnet
+        if link not in ("veth", "delayline"):
+            raise ValueError(f"link model {link!r}: expected veth or delayline")
+        self.n, self.prefix, self.subnet, self.link = n, prefix, subnet, link
         self.bridge = f"{prefix}br"
         self.ns = [f"{prefix}{i}" for i in range(n)]
-        self.port = [f"{prefix}v{i}" for i in range(n)]  # root side of link i
+        self.port = [f"{prefix}v{i}" for i in range(n)]  # root side of link i (veth)
+        self.tap = [f"{prefix}t{i}" for i in range(n)]  # link i (delayline)
         self.addr = [f"{subnet}.{i + 1}" for i in range(n)]
+        self.delayline = DelayLine(delayline_exe) if link == "delayline" else None
 
     def in_use(self):
-        return sh("ip", "link", "show", self.bridge, check=False) == 0
+        """True while another run (or a killed one's leftovers) holds our names."""
+        existing = sh("ip", "netns", "list", capture=True, check=False) or ""
+        names = {line.split()[0] for line in existing.splitlines() if line.strip()}
+        return sh("ip", "link", "show", self.bridge, check=False) == 0 or bool(names & set(self.ns))
 
     def up(self):
+        for ns in self.ns:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        if self.link == "delayline":
+            return  # the taps come with the switch, in shape()
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "link", "set", self.bridge, "up")
         for i in range(self.n):
             ns, port, peer = self.ns[i], self.port[i], f"{self.prefix}e{i}"
-            sh("ip", "netns", "add", ns)
             sh("ip", "link", "add", port, "type", "veth", "peer", "name", peer)
             sh("ip", "link", "set", peer, "netns", ns)
             sh("ip", "-n", ns, "link", "set", peer, "name", "eth0")
             sh("ip", "-n", ns, "addr", "add", f"{self.addr[i]}/24", "dev", "eth0")
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "link", "set", port, "master", self.bridge)
             sh("ip", "link", "set", port, "up")
 
     def shape(self, rate_bps, delay_ms):
-        """Shapes link i to rate_bps in each direction: tbf on the host's
-        eth0 egress (what the host sends) and on its bridge port's egress
-        (what the switch delivers to it), like a full-duplex NIC into a
-        non-blocking switch. A one-way latency delay_ms is split half on
-        each end with netem in front of the tbf (needs sch_netem)."""
-        # Burst: 2 ms at line rate, at least 256 KiB. Here N ranks share a few
-        # cores, so a sender is often off-CPU for a few ms; a smaller bucket
-        # loses that link time for good (64 KiB: 0.64 Gbit/s p2p on a 1 Gbit/s
-        # link with 4 hosts on 2 cores; 256 KiB: 0.955, see docs/netem.md). Only
-        # transfers shorter than the burst can beat the rate. Queue: 20 ms at
-        # line rate, deep enough that TCP sees no drops (tc -s showed none).
-        burst = max(256 << 10, int(rate_bps / 8 * 2e-3))
-        tbf = ["tbf", "rate", f"{int(rate_bps)}bit", "burst", str(burst), "latency", "20ms"]
+        """Shapes link i to rate_bps in each direction, like a full-duplex NIC
+        into a non-blocking switch, with one-way host-to-host latency
+        delay_ms. The host's uplink is always tbf on its device's egress.
+        veth: tbf on its bridge port's egress limits what the switch delivers
+        to it; the delay (needs sch_netem) is split half on each end, netem in
+        front of each tbf. delayline: a fresh switch with this rate and delay
+        (replacing the previous one and its taps); its taps are moved into
+        the namespaces and configured here."""
+        if self.delayline:
+            self.delayline.start(self.tap, rate_bps, delay_ms)
+            for i in range(self.n):
+                ns, tap = self.ns[i], self.tap[i]
+                sh("ip", "link", "set", tap, "netns", ns)
+                sh("ip", "-n", ns, "link", "set", tap, "mtu", str(DELAYLINE_MTU))
+                sh("ip", "-n", ns, "addr", "add", f"{self.addr[i]}/24", "dev", tap)
+                sh("ip", "-n", ns, "link", "set", tap, "up")
+                sh("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", tap, "root",
+                   *tbf_args(rate_bps))
+            return
+        tbf = tbf_args(rate_bps)
         for i in range(self.n):
             for netns, dev in ((self.ns[i], "eth0"), (None, self.port[i])):
                 pre = ["ip", "netns", "exec", netns] if netns else []
@@ -127,9 +243,20 @@ class Hosts:
                 else:
                     sh(*pre, "tc", "qdisc", "add", "dev", dev, "root", *tbf)
 
+    def link_cpu_s(self):
+        """CPU seconds the link emulation has used so far: the delay line's
+        (None for veth, whose shaping runs in the kernel's softirqs)."""
+        return self.delayline.cpu_s() if self.delayline else None
+
+    def unshape(self):
+        """Ends the current rate's link; returns the delay line's counters
+        (frames, drops, CPU) or {} for veth."""
+        return self.delayline.stop() if self.delayline else {}
+
     def down(self):
         """Idempotent: ends processes left in our namespaces (ours: started by
-        mpirun through the agent), then removes namespaces, links, bridge."""
+        mpirun through the agent), then the delay line, then removes
+        namespaces, links, bridge."""
         existing = sh("ip", "netns", "list", capture=True, check=False) or ""
         names = [line.split()[0] for line in existing.splitlines() if line.strip()]
         mine = [ns for ns in names if ns.startswith(self.prefix) and ns[len(self.prefix):].isdigit()]
@@ -145,11 +272,66 @@ class Hosts:
                     pass
             if pids and sig == signal.SIGTERM:
                 time.sleep(1)
+        # The switch runs in the root namespace; a killed script's switch
+        # has already stopped (it exits when its parent dies).
+        self.unshape()
         for ns in mine:
             sh("ip", "netns", "del", ns, check=False)
         for i in range(8):
             sh("ip", "link", "del", f"{self.prefix}v{i}", check=False)
         sh("ip", "link", "del", self.bridge, check=False)
+
+
+def has_qdisc(kind):
+    """Whether this kernel can add qdisc `kind` (e.g. netem), tried on the
+    loopback of a scratch namespace."""
+    name = f"qnq{os.getpid() % 100000}"
+    if sh("ip", "netns", "add", name, check=False) != 0:
+        return False
+    try:
+        return sh("ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root",
+                  kind, check=False) == 0
+    finally:
+        sh("ip", "netns", "del", name, check=False)
+
+
+def choose_link(args):
+    """The link model to run: --link, or for auto: veth without a delay, and
+    with one veth+netem where sch_netem exists, else the delay line."""
+    if args.link == "veth" and args.delay_ms > 0 and not has_qdisc("netem"):
+        raise RuntimeError("--link veth with --delay-ms needs sch_netem, which this kernel "
+                           "lacks: use --link delayline (or auto)")
+    if args.link != "auto":
+        return args.link
+    if args.delay_ms <= 0 or has_qdisc("netem"):
+        return "veth"
+    return "delayline"
+
+
+def describe_link(link, delay_ms):
+    if link == "delayline":
+        return (f"delayline: tap per host into qccl_delayline (user-space switch, MTU "
+                f"{DELAYLINE_MTU}); one-way delay {delay_ms:g} ms and downlink rate in the "
+                "switch (egress queue 20 ms at line rate, tail drop), tbf on the host's tap "
+                "egress for the uplink")
+    text = ("veth: veth pair per host into one Linux bridge; tbf shaping on both ends (host "
+            "egress and bridge-port egress)")
+    return text + (f"; netem delay {delay_ms / 2:g} ms on each end" if delay_ms > 0 else
+                   "; no added delay")
+
+
+def find_delayline(args, workdir):
+    """qccl_delayline: --delayline, else next to --bench (the CMake build puts
+    both in perf/), else compiled here from delayline.c."""
+    for exe in (args.delayline,
+                args.bench and os.path.join(os.path.dirname(args.bench), "qccl_delayline")):
+        if exe and os.access(exe, os.X_OK):
+            return os.path.abspath(exe)
+    if args.delayline:
+        raise RuntimeError(f"--delayline {args.delayline!r} is not an executable")
+    exe = os.path.join(workdir, "qccl_delayline")
+    sh("cc", "-O2", "-o", exe, DELAYLINE_SRC)
+    return exe
 
 
 class Runner:
@@ -261,15 +443,26 @@ def run_sweep(args, hosts, runner, workdir):
             log(f"{rate_text}: calibration {entry['calibration']}")
         for label, extra in bench_runs(args):
             js = os.path.join(workdir, f"{rate_text}-{label}.json")
-            t0 = time.time()
+            t0, cpu0 = time.time(), hosts.link_cpu_s()
             out = runner.mpirun([args.bench, *common, *extra, "-J", js])
-            log(f"{rate_text} {label}: {time.time() - t0:.0f}s")
+            wall, cpu1 = time.time() - t0, hosts.link_cpu_s()
+            run = {"label": label, "argv": extra}
+            note = ""
+            if cpu0 is not None and cpu1 is not None:
+                # Share of one core the delay line used during this run.
+                run["link_cpu_percent"] = round(100 * (cpu1 - cpu0) / wall, 1)
+                note = f", delay line {run['link_cpu_percent']:.0f}% of a core"
+            log(f"{rate_text} {label}: {wall:.0f}s{note}")
             with open(js) as f:
-                rows = json.load(f)["rows"]
-            entry["runs"].append({"label": label, "argv": extra, "rows": rows})
+                run["rows"] = json.load(f)["rows"]
+            entry["runs"].append(run)
             entry["tables"].append(f"# rate {rate_text}, {label}\n{out.rstrip()}\n")
             if args.verbose:
                 print(out, flush=True)
+        stats = hosts.unshape()
+        if stats:
+            entry["delayline"] = stats
+            log(f"{rate_text}: delay line {stats}")
         results.append(entry)
     return results
 
@@ -350,8 +543,16 @@ def write_outputs(args, meta, results, speedups, crossovers):
             if "calibration" in e:
                 c = e["calibration"]
                 f.write(f" (measured: p2p {c.get('p2p_gbit', 0):.3f} Gbit/s, "
-                        f"rtt {c.get('rtt_us', 0):.0f} us, MPI_Allreduce 16M busbw "
+                        f"rtt MPI {c.get('rtt_us', 0):.0f} us / TCP "
+                        f"{c.get('tcp_rtt_us', 0):.0f} us, MPI_Allreduce 16M busbw "
                         f"{c.get('allreduce_busbw_gbit', 0):.3f} Gbit/s)")
+            if "delayline" in e:
+                d = e["delayline"]
+                f.write(f"\n# delay line: {d.get('cpu_s', 0):.1f} s CPU over "
+                        f"{d.get('wall_s', 0):.0f} s, {d.get('tx_frames', 0)} frames delivered, "
+                        f"{d.get('queue_drops', 0)} queue drops, delivered "
+                        f"{d.get('late_us_mean', 0):.0f} us late on average (max "
+                        f"{d.get('late_us_max', 0):.0f})")
             f.write("\n")
             for table in e["tables"]:
                 f.write(table)
@@ -504,7 +705,13 @@ def main():
     p.add_argument("--hosts", type=int, default=4)
     p.add_argument("--rates", default="1gbit,10gbit", help="link rates, comma separated")
     p.add_argument("--delay-ms", type=float, default=0.0,
-                   help="one-way host-to-host latency added with netem (needs sch_netem)")
+                   help="one-way host-to-host latency (netem with --link veth, else the "
+                   "delay line)")
+    p.add_argument("--link", choices=["auto", "veth", "delayline"], default="auto",
+                   help="link model (see above); auto: veth without a delay, else veth+netem "
+                   "where the kernel has sch_netem, else delayline")
+    p.add_argument("--delayline", help="qccl_delayline binary (default: next to --bench, "
+                   "else compiled from delayline.c)")
     p.add_argument("--sizes", default="1M:256M", help="min:max buffer bytes (-b/-e)")
     p.add_argument("--factor", type=float, default=4, help="size step factor (-f)")
     p.add_argument("--size", default="64M", help="profile: the one size")
@@ -537,10 +744,18 @@ def main():
     if reason:
         print(f"netem: skipped: {reason}", flush=True)
         return SKIP
-    hosts = Hosts(args.hosts, args.prefix, args.subnet)
     if args.action == "down":
-        hosts.down()
+        Hosts(args.hosts, args.prefix, args.subnet).down()
         return 0
+    if args.delay_ms < 0:
+        p.error(f"--delay-ms {args.delay_ms}: must be >= 0")
+    try:
+        link = choose_link(args)
+    except RuntimeError as e:
+        log(f"error: {e}")
+        return 1
+    hosts = Hosts(args.hosts, args.prefix, args.subnet, link)
+    log(f"link model: {describe_link(link, args.delay_ms)}")
 
     # Ctrl-C / SIGTERM become exceptions so the finally below always tears down.
     def on_signal(signum, _frame):
@@ -549,12 +764,15 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     if hosts.in_use():
-        log(f"error: bridge {hosts.bridge} exists: another run is active, or a killed one "
-            f"left it behind (clean up with: {sys.argv[0]} down --prefix {args.prefix})")
+        log(f"error: bridge {hosts.bridge} or namespace {hosts.ns[0]} exists: another run is "
+            f"active, or a killed one left it behind (clean up with: {sys.argv[0]} down "
+            f"--prefix {args.prefix})")
         return 1
     workdir = tempfile.mkdtemp(prefix="qccl-netem-")
     runner = None
     try:
+        if hosts.delayline:
+            hosts.delayline.exe = find_delayline(args, workdir)
         hosts.up()
         if args.action == "up":
             log(f"hosts up: {', '.join(f'{n}={a}' for n, a in zip(hosts.ns, hosts.addr))}; "
@@ -566,6 +784,7 @@ def main():
             for rate_text in args.rates.split(","):
                 hosts.shape(parse_rate(rate_text), args.delay_ms)
                 r = probe(runner, exe)
+                r.update({f"delayline_{k}": v for k, v in hosts.unshape().items()})
                 print(f"{rate_text}: {json.dumps(r)}", flush=True)
                 if r["distinct_namespaces"] != hosts.n:
                     raise RuntimeError(f"ranks ran in {r['distinct_namespaces']} namespaces, "
@@ -577,8 +796,7 @@ def main():
         t0 = time.time()
         results = run_sweep(args, hosts, runner, workdir)
         meta = {"date": args.date, "machine": args.machine, "hosts": args.hosts,
-                "ranks_per_host": 1, "link": "veth pair per host into one Linux bridge; tbf "
-                "shaping on both ends (host egress and bridge-port egress)",
+                "ranks_per_host": 1, "link_model": link, "link": describe_link(link, args.delay_ms),
                 "delay_ms_one_way": args.delay_ms, "transport": "Open MPI btl tcp",
                 "sizes": args.sizes, "factor": args.factor, "iters": args.iters,
                 "warmup": args.warmup, "method": args.method, "baseline": args.baseline,
