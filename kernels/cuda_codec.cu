@@ -30,6 +30,15 @@ bool cuda_device_available(std::string* why) {
   return true;
 }
 
+bool is_device_pointer(const void* p) {
+  cudaPointerAttributes attributes;
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    cudaGetLastError();  // an unregistered host pointer on old runtimes
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+}
+
 namespace {
 
 // Bytes of a payload's start that hold its header and largest possible table.
@@ -101,14 +110,44 @@ struct CudaCodec::Workspace {
   Allocation sources_host;            // pinned: DecodeSource per payload
   Allocation sources_device;          // device: DecodeSource per payload
   Allocation error_word;              // device: uint32 set by decode kernels
-  Allocation error_readback;          // pinned: uint32
-  cudaEvent_t decode_done = nullptr;  // the last decode launch (workspace reuse)
+  Allocation error_readback;          // pinned: uint32, a snapshot of error_word
+  Allocation poisoned;                // device: uint32, check_headers_kernel's verdict
+  cudaEvent_t decode_done = nullptr;  // the last decode launch (workspace reuse, read-back)
 
   ~Workspace() {
     if (decode_done != nullptr) cudaEventDestroy(decode_done);
     for (Allocation* a : {&bucket_stats, &hist_counts, &stats_readback, &prefixes, &sources_host,
-                          &sources_device, &error_word, &error_readback})
+                          &sources_device, &error_word, &error_readback, &poisoned})
       release(a);
+  }
+
+  // The error word, its pinned snapshot and the decode event, created on
+  // the first decode call.
+  Result prepare_error_word(cudaStream_t stream) {
+    QCCL_CHECK(grow(&error_word, 4, false, "error word"));
+    QCCL_CHECK(grow(&error_readback, 4, true, "error word"));
+    if (decode_done == nullptr) {
+      QCCL_CUDA_CHECK(cudaEventCreateWithFlags(&decode_done, cudaEventDisableTiming));
+      QCCL_CUDA_CHECK(cudaMemsetAsync(error_word.ptr, 0, 4, stream));
+      *static_cast<uint32_t*>(error_readback.ptr) = 0;
+    }
+    return qcclSuccess;
+  }
+
+  // Reports (once) the errors in the snapshot, which the caller knows has
+  // landed, and clears the word on the device, stream-ordered.
+  Result report_decode_errors(cudaStream_t stream) {
+    uint32_t* snapshot = static_cast<uint32_t*>(error_readback.ptr);
+    const uint32_t bits = *snapshot;
+    if (bits == 0) return qcclSuccess;
+    *snapshot = 0;
+    QCCL_CUDA_CHECK(cudaMemsetAsync(error_word.ptr, 0, 4, stream));
+    if (bits & kernels::kErrorHeaderMismatch)
+      return fail(qcclCorruptPayload,
+                  "payload: an earlier GPU decode met a payload whose header or table checksum "
+                  "did not match the agreed layout (its output was set to NaN)");
+    return fail(qcclCorruptPayload,
+                "payload: an earlier GPU decode met a symbol beyond its level table");
   }
 };
 
@@ -200,18 +239,13 @@ Result CudaCodec::decode_accumulate_device(const void* const* payloads, const ui
   if (count > 0) QCCL_CHECK(check_device_pointer(acc_device, "decode: output buffer"));
 
   Workspace& ws = *workspace_;
-  QCCL_CHECK(grow(&ws.prefixes, n * kPrefixBytes, true, "payload headers"));
-  QCCL_CHECK(grow(&ws.sources_host, n * sizeof(kernels::DecodeSource), true, "payload list"));
-  QCCL_CHECK(grow(&ws.sources_device, n * sizeof(kernels::DecodeSource), false, "payload list"));
-  QCCL_CHECK(grow(&ws.error_word, 4, false, "error word"));
-  QCCL_CHECK(grow(&ws.error_readback, 4, true, "error word"));
-  if (ws.decode_done == nullptr) {
-    QCCL_CUDA_CHECK(cudaEventCreateWithFlags(&ws.decode_done, cudaEventDisableTiming));
-    QCCL_CUDA_CHECK(cudaMemsetAsync(ws.error_word.ptr, 0, 4, stream));
-  }
+  QCCL_CHECK(ws.prepare_error_word(stream));
   // The previous decode (perhaps on another stream) has finished with the
   // payload list and has set its error word.
   QCCL_CUDA_CHECK(cudaEventSynchronize(ws.decode_done));
+  QCCL_CHECK(grow(&ws.prefixes, n * kPrefixBytes, true, "payload headers"));
+  QCCL_CHECK(grow(&ws.sources_host, n * sizeof(kernels::DecodeSource), true, "payload list"));
+  QCCL_CHECK(grow(&ws.sources_device, n * sizeof(kernels::DecodeSource), false, "payload list"));
 
   // Host-side validation: copy each header and table back, then the CPU's
   // validate_payload (which reads only header and table of the prefix).
@@ -225,11 +259,7 @@ Result CudaCodec::decode_accumulate_device(const void* const* payloads, const ui
   QCCL_CUDA_CHECK(
       cudaMemcpyAsync(error_host, ws.error_word.ptr, 4, cudaMemcpyDeviceToHost, stream));
   QCCL_CUDA_CHECK(cudaStreamSynchronize(stream));
-  if (*error_host != 0) {
-    QCCL_CUDA_CHECK(cudaMemsetAsync(ws.error_word.ptr, 0, 4, stream));
-    return fail(qcclCorruptPayload,
-                "payload: an earlier GPU decode met a symbol beyond its level table");
-  }
+  QCCL_CHECK(ws.report_decode_errors(stream));
   auto* sources = static_cast<kernels::DecodeSource*>(ws.sources_host.ptr);
   for (int p = 0; p < n; ++p) {
     PayloadView view;
@@ -252,9 +282,97 @@ Result CudaCodec::decode_accumulate_device(const void* const* payloads, const ui
   if (count == 0) return qcclSuccess;
   QCCL_CUDA_CHECK(cudaMemcpyAsync(ws.sources_device.ptr, sources, n * sizeof(kernels::DecodeSource),
                                   cudaMemcpyHostToDevice, stream));
-  QCCL_CHECK(kernels::launch_decode_accumulate(
-      static_cast<const kernels::DecodeSource*>(ws.sources_device.ptr), n, count, acc_device,
-      !accumulate, static_cast<uint32_t*>(ws.error_word.ptr), stream));
+  kernels::DecodeSources list{};
+  list.list = static_cast<const kernels::DecodeSource*>(ws.sources_device.ptr);
+  QCCL_CHECK(kernels::launch_decode_accumulate(list, n, count, acc_device, !accumulate, nullptr,
+                                               static_cast<uint32_t*>(ws.error_word.ptr), stream));
+  QCCL_CUDA_CHECK(cudaEventRecord(ws.decode_done, stream));
+  return qcclSuccess;
+}
+
+namespace {
+
+// The layout every uniform payload must have, from the caller's header:
+// the same consistency rules as validate_payload, applied to `expected`.
+Result uniform_layout(const PayloadHeader& h, kernels::DecodeSource* out) {
+  if (h.magic != kPayloadMagic || h.version != kPayloadVersion || h.method >= kNumMethods)
+    return fail(qcclInvalidArgument, "decode: the expected header is not a payload header");
+  const Method method = static_cast<Method>(h.method);
+  *out = kernels::DecodeSource{};
+  out->bits = h.bits;
+  out->method = h.method;
+  if (!is_quantizing(method)) {  // a cast: bits is the element width (16 or 32)
+    if ((h.bits != 16 && h.bits != 32) || h.table_size != 0 ||
+        cast_payload_bytes(h.count, h.bits / 8) != h.total_bytes)
+      return fail(qcclInvalidArgument, "decode: inconsistent expected {} header",
+                  method_name(method));
+    return qcclSuccess;
+  }
+  if (h.bits < 1 || h.bits > 8 || h.table_size < 2 || h.table_size > (1u << h.bits) ||
+      h.bucket_size < kGroupSize || h.bucket_size % kGroupSize != 0)
+    return fail(qcclInvalidArgument,
+                "decode: expected header has bad parameters (bits {}, table size {}, bucket {})",
+                h.bits, h.table_size, h.bucket_size);
+  const QuantLayout layout = quant_layout(h.count, h.bucket_size, h.bits, h.table_size);
+  if (layout.total_bytes != h.total_bytes)
+    return fail(qcclInvalidArgument, "decode: expected header says {} bytes, its layout needs {}",
+                h.total_bytes, layout.total_bytes);
+  out->norms_offset = layout.norms_offset;
+  out->symbols_offset = layout.symbols_offset;
+  out->bucket_size = h.bucket_size;
+  out->table_size = h.table_size;
+  return qcclSuccess;
+}
+
+}  // namespace
+
+Result CudaCodec::decode_accumulate_uniform_device(const void* payloads_device, uint64_t stride,
+                                                   int n, const PayloadHeader& expected,
+                                                   float* acc_device, cudaStream_t stream,
+                                                   bool accumulate) {
+  if (n < 0) return fail(qcclInvalidArgument, "decode: payload count must be >= 0, got {}", n);
+  if (n == 0) return qcclSuccess;
+  if (payloads_device == nullptr) return fail(qcclInvalidArgument, "decode: null payload buffer");
+  kernels::DecodeSources uniform{};
+  QCCL_CHECK(uniform_layout(expected, &uniform.uniform));
+  if (n > 1 && stride < expected.total_bytes)
+    return fail(qcclInvalidArgument, "decode: payload stride {} < payload size {} bytes", stride,
+                expected.total_bytes);
+  if (reinterpret_cast<uintptr_t>(payloads_device) % 4 != 0 || stride % 4 != 0)
+    return fail(qcclInvalidArgument, "decode: payloads at {} with stride {} are not 4-byte aligned",
+                payloads_device, stride);
+  QCCL_CHECK(check_device_pointer(payloads_device, "decode: payload buffer"));
+  const uint64_t count = expected.count;
+  if (count > 0 && acc_device == nullptr)
+    return fail(qcclInvalidArgument, "decode: null output buffer");
+  if (count > 0) QCCL_CHECK(check_device_pointer(acc_device, "decode: output buffer"));
+
+  Workspace& ws = *workspace_;
+  QCCL_CHECK(ws.prepare_error_word(stream));
+  QCCL_CHECK(grow(&ws.poisoned, 4, false, "header check word"));
+  // Errors of earlier launches, once their snapshot has landed. Never waits:
+  // a snapshot still in flight is read by a later call (the word only
+  // accumulates bits until it is reported).
+  const cudaError_t landed = cudaEventQuery(ws.decode_done);
+  if (landed == cudaSuccess) {
+    QCCL_CHECK(ws.report_decode_errors(stream));
+  } else if (landed == cudaErrorNotReady) {
+    cudaGetLastError();  // "not ready" is not an error; leave nothing behind
+  } else {
+    return cuda_failure(landed, "cudaEventQuery(decode_done)", __FILE__, __LINE__);
+  }
+  if (count == 0) return qcclSuccess;
+
+  uniform.uniform.payload = static_cast<const unsigned char*>(payloads_device);
+  uniform.stride = stride;
+  auto* poisoned = static_cast<uint32_t*>(ws.poisoned.ptr);
+  auto* error = static_cast<uint32_t*>(ws.error_word.ptr);
+  QCCL_CUDA_CHECK(cudaMemsetAsync(poisoned, 0, 4, stream));
+  QCCL_CHECK(kernels::launch_check_headers(uniform, n, expected, poisoned, error, stream));
+  QCCL_CHECK(kernels::launch_decode_accumulate(uniform, n, count, acc_device, !accumulate, poisoned,
+                                               error, stream));
+  // Snapshot the error word for a later call; the event says when it landed.
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(ws.error_readback.ptr, error, 4, cudaMemcpyDeviceToHost, stream));
   QCCL_CUDA_CHECK(cudaEventRecord(ws.decode_done, stream));
   return qcclSuccess;
 }

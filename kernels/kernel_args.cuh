@@ -53,8 +53,21 @@ struct DecodeSource {
   uint8_t method;  // qccl::Method
 };
 
-// Bit of the device-side error word: a symbol indexed past the table.
+// Where the decode kernel finds payload p: a host-validated list in device
+// memory (`list`), or, with list == nullptr, payloads that share one layout
+// (`uniform`) at uniform.payload + p * stride, checked on the device by
+// check_headers_kernel. The uniform form needs no host-written list, so it
+// needs no synchronisation (docs/gpu.md "Synchronisation points").
+struct DecodeSources {
+  const DecodeSource* list;
+  DecodeSource uniform;
+  uint64_t stride;
+};
+
+// Bits of the device-side error word: a symbol indexed past the table; a
+// payload whose header or table does not match the expected layout.
 constexpr uint32_t kErrorSymbolBeyondTable = 1u;
+constexpr uint32_t kErrorHeaderMismatch = 2u;
 
 }  // namespace kernels
 }  // namespace qccl

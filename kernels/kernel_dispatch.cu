@@ -92,15 +92,25 @@ Result launch_encode_cast(const EncodeArgs& args, DataType dtype, Method method,
   return fail(qcclInvalidArgument, "encode: unknown dtype {}", static_cast<int>(dtype));
 }
 
-Result launch_decode_accumulate(const DecodeSource* sources, int n, uint64_t count, float* acc,
-                                bool assign_first, uint32_t* error, cudaStream_t stream) {
+Result launch_decode_accumulate(const DecodeSources& sources, int n, uint64_t count, float* acc,
+                                bool assign_first, const uint32_t* poisoned, uint32_t* error,
+                                cudaStream_t stream) {
   const uint64_t warps = div_ceil(count, kGroupSize);
   const uint64_t blocks = div_ceil(warps, kDecodeThreads / 32);
   const unsigned grid =
       static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(blocks, 65536)));
   decode_accumulate_kernel<<<grid, kDecodeThreads, 0, stream>>>(sources, n, count, acc,
-                                                                assign_first, error);
+                                                                assign_first, poisoned, error);
   QCCL_CUDA_CHECK_LAUNCH("decode_accumulate_kernel");
+  return qcclSuccess;
+}
+
+Result launch_check_headers(const DecodeSources& sources, int n, const PayloadHeader& expected,
+                            uint32_t* poisoned, uint32_t* error, cudaStream_t stream) {
+  constexpr int kThreads = 64;
+  const unsigned grid = static_cast<unsigned>(div_ceil(static_cast<uint64_t>(n), kThreads));
+  check_headers_kernel<<<grid, kThreads, 0, stream>>>(sources, n, expected, poisoned, error);
+  QCCL_CUDA_CHECK_LAUNCH("check_headers_kernel");
   return qcclSuccess;
 }
 

@@ -19,8 +19,14 @@ Result launch_encode_quantized(const EncodeArgs& args, DataType dtype, int bits,
                                cudaStream_t stream);
 Result launch_encode_cast(const EncodeArgs& args, DataType dtype, Method method,
                           cudaStream_t stream);
-Result launch_decode_accumulate(const DecodeSource* sources, int n, uint64_t count, float* acc,
-                                bool assign_first, uint32_t* error, cudaStream_t stream);
+// `poisoned`: null, or the word launch_check_headers set for these sources.
+Result launch_decode_accumulate(const DecodeSources& sources, int n, uint64_t count, float* acc,
+                                bool assign_first, const uint32_t* poisoned, uint32_t* error,
+                                cudaStream_t stream);
+// Uniform sources (list == nullptr) against `expected`; *poisoned must be 0
+// before the launch.
+Result launch_check_headers(const DecodeSources& sources, int n, const PayloadHeader& expected,
+                            uint32_t* poisoned, uint32_t* error, cudaStream_t stream);
 Result launch_cast_from_float(const float* in, uint64_t count, DataType dtype, void* out,
                               cudaStream_t stream);
 Result launch_cast_to_float(const void* in, uint64_t count, DataType dtype, float* out,

@@ -8,9 +8,8 @@ int main(int argc, char** argv) {
   d.bus_factor = [](int n) { return (n - 1) / static_cast<double>(n); };
   d.send_count = [](size_t bytes, size_t type_size, int n) { return bytes / type_size / n; };
   d.recv_count = [](size_t count, int n) { return count * n; };
-  d.run = [](const void* s, void* r, size_t n, qcclDataType_t t, qcclRedOp_t, qcclComm_t c) {
-    return qcclAllGather(s, r, n, t, c, nullptr);
-  };
+  d.run = [](const void* s, void* r, size_t n, qcclDataType_t t, qcclRedOp_t, qcclComm_t c,
+             void* stream) { return qcclAllGather(s, r, n, t, c, stream); };
   d.run_mpi = [](const void* s, void* r, size_t n, MPI_Comm c) {
     return MPI_Allgather(s == nullptr ? MPI_IN_PLACE : s, static_cast<int>(n), MPI_FLOAT, r,
                          static_cast<int>(n), MPI_FLOAT, c);

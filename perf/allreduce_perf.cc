@@ -18,9 +18,8 @@ int main(int argc, char** argv) {
   d.bus_factor = [](int n) { return 2.0 * (n - 1) / n; };
   d.send_count = [](size_t bytes, size_t type_size, int) { return bytes / type_size; };
   d.recv_count = [](size_t count, int) { return count; };
-  d.run = [](const void* s, void* r, size_t n, qcclDataType_t t, qcclRedOp_t op, qcclComm_t c) {
-    return qcclAllReduce(s, r, n, t, op, c, nullptr);
-  };
+  d.run = [](const void* s, void* r, size_t n, qcclDataType_t t, qcclRedOp_t op, qcclComm_t c,
+             void* stream) { return qcclAllReduce(s, r, n, t, op, c, stream); };
   d.run_mpi = [](const void* s, void* r, size_t n, MPI_Comm c) {
     return MPI_Allreduce(s == nullptr ? MPI_IN_PLACE : s, r, static_cast<int>(n), MPI_FLOAT,
                          MPI_SUM, c);

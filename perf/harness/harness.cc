@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codec/cpu_codec.h"
+#include "harness/execution_mode.h"
 
 namespace qccl::perf {
 namespace {
@@ -24,6 +25,7 @@ struct Options {
   qcclRedOp_t op = qcclSum;
   std::vector<std::string> methods;
   std::string bits, algo, json;
+  bool gpu = false;  // -g: device buffers over NCCL (execution_mode.h)
 };
 
 // nccl-tests size syntax: 1K, 64M, 1G (binary multiples).
@@ -62,13 +64,16 @@ void usage() {
       "usage: mpirun -np N <bench> [-b minbytes] [-e maxbytes] [-f stepfactor | -i stepbytes]\n"
       "  [-n iters] [-w warmup] [-c check 0/1] [-d float|half|bfloat16] [-o sum|avg]\n"
       "  [-m method[,method...] | all] (none = qccl uncompressed, mpi = raw MPI call)\n"
-      "  [-q bits] [-a auto|allgather|sra] [-J results.json]\n");
+      "  [-q bits] [-a auto|allgather|sra] [-J results.json]\n"
+      "  [-g] (device buffers, one GPU per rank, communicators over NCCL; exits %d\n"
+      "       where that is unavailable: no CUDA/NCCL build, no GPU)\n",
+      kExitGpuUnavailable);
 }
 
 bool parse(int argc, char** argv, Options* o) {
   std::string methods;
   int c;
-  while ((c = getopt(argc, argv, "b:e:f:i:n:w:c:d:o:m:q:a:J:h")) != -1) {
+  while ((c = getopt(argc, argv, "b:e:f:i:n:w:c:d:o:m:q:a:J:gh")) != -1) {
     switch (c) {
       case 'b': o->min_bytes = parse_size(optarg); break;
       case 'e': o->max_bytes = parse_size(optarg); break;
@@ -102,6 +107,7 @@ bool parse(int argc, char** argv, Options* o) {
       case 'q': o->bits = optarg; break;
       case 'a': o->algo = optarg; break;
       case 'J': o->json = optarg; break;
+      case 'g': o->gpu = true; break;
       default: return false;
     }
   }
@@ -138,6 +144,60 @@ void from_type(const void* in, size_t n, qcclDataType_t t, std::vector<float>* v
   cast_to_float(in, n, static_cast<DataType>(t), v->data());
 }
 
+// The default execution mode: host buffers, communicators over MPI, wall
+// time between a barrier and the last call's return.
+class HostMode final : public ExecutionMode {
+ public:
+  const char* describe() const override { return "host buffers, communicators over MPI"; }
+  bool host_buffers() const override { return true; }
+  void* allocate(size_t bytes) override {
+    void* p = std::calloc(bytes == 0 ? 1 : bytes, 1);
+    if (p == nullptr) std::fprintf(stderr, "cannot allocate %zu bytes\n", bytes);
+    return p;
+  }
+  void release(void* p) override { std::free(p); }
+  bool copy_in(void* dst, const void* host, size_t bytes) override {
+    std::memcpy(dst, host, bytes);
+    return true;
+  }
+  bool copy_out(void* host, const void* src, size_t bytes) override {
+    std::memcpy(host, src, bytes);
+    return true;
+  }
+  void* stream() const override { return nullptr; }
+  qcclResult_t init_comm(const qcclConfig_t* config, qcclComm_t* out) override {
+    MPI_Comm world = MPI_COMM_WORLD;
+    return qcclCommInitMpi(out, &world, config);
+  }
+  bool time_calls(int iters, const std::function<bool()>& call, double* us) override {
+    MPI_Barrier(MPI_COMM_WORLD);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i)
+      if (!call()) return false;
+    *us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+              .count() /
+          iters;
+    return true;
+  }
+};
+
+// A buffer of the execution mode, released at scope exit.
+class Buffer {
+ public:
+  Buffer(ExecutionMode& mode, size_t bytes)
+      : mode_(mode), ptr_(static_cast<unsigned char*>(mode.allocate(bytes))) {}
+  ~Buffer() {
+    if (ptr_ != nullptr) mode_.release(ptr_);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  unsigned char* get() const { return ptr_; }
+
+ private:
+  ExecutionMode& mode_;
+  unsigned char* ptr_;
+};
+
 struct Row {
   size_t bytes = 0, count = 0;
   double time_us[2] = {0, 0};  // out-of-place, in-place
@@ -150,7 +210,8 @@ struct Row {
 
 class Bench {
  public:
-  Bench(const Options& o, const CollectiveDescription& d) : o_(o), d_(d) {
+  Bench(const Options& o, const CollectiveDescription& d, ExecutionMode& mode)
+      : o_(o), d_(d), mode_(mode) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks_);
   }
@@ -163,34 +224,33 @@ class Bench {
     const size_t recv_count = d_.recv_count(count, nranks_);
     std::vector<float> values(count);
     for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(input_value(rank_, i));
-    std::vector<unsigned char> send(count * ts), recv(recv_count * ts);
-    to_type(values, o_.type, send.data());
+    std::vector<unsigned char> send_host(count * ts);
+    to_type(values, o_.type, send_host.data());
+    const Buffer send(mode_, count * ts), recv(mode_, recv_count * ts);
+    if (send.get() == nullptr || recv.get() == nullptr ||
+        !mode_.copy_in(send.get(), send_host.data(), send_host.size()))
+      return false;
     row->bytes = count * ts * (recv_count / count);
     row->count = count;
     row->method = method;
     const bool raw = method == "mpi";
     for (int in_place = 0; in_place < 2; ++in_place) {
       // allreduce in place: send == recv; allgather: send is this rank's slot.
-      unsigned char* slot = recv.data() + (recv_count == count ? 0 : rank_ * count * ts);
-      if (in_place) std::memcpy(slot, send.data(), count * ts);
-      const void* sendp = in_place ? (raw ? nullptr : slot) : send.data();
+      unsigned char* slot = recv.get() + (recv_count == count ? 0 : rank_ * count * ts);
+      if (in_place && !mode_.copy_in(slot, send_host.data(), count * ts)) return false;
+      const void* sendp = in_place ? (raw ? nullptr : slot) : send.get();
       auto call = [&] {
-        if (raw) return d_.run_mpi(sendp, recv.data(), count, MPI_COMM_WORLD) == MPI_SUCCESS;
-        const qcclResult_t r = d_.run(sendp, recv.data(), count, o_.type, o_.op, comm);
+        if (raw) return d_.run_mpi(sendp, recv.get(), count, MPI_COMM_WORLD) == MPI_SUCCESS;
+        const qcclResult_t r =
+            d_.run(sendp, recv.get(), count, o_.type, o_.op, comm, mode_.stream());
         if (r != qcclSuccess && rank_ == 0)
           std::fprintf(stderr, "%s: %s\n", method.c_str(), qcclGetLastError(comm));
         return r == qcclSuccess;
       };
       for (int i = 0; i < o_.warmup; ++i)
         if (!call()) return false;
-      MPI_Barrier(MPI_COMM_WORLD);
-      const auto start = std::chrono::steady_clock::now();
-      for (int i = 0; i < o_.iters; ++i)
-        if (!call()) return false;
-      double us =
-          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
-              .count() /
-          o_.iters;
+      double us = 0;
+      if (!mode_.time_calls(o_.iters, call, &us)) return false;
       MPI_Allreduce(MPI_IN_PLACE, &us, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
       row->time_us[in_place] = us;
       row->algbw[in_place] = static_cast<double>(row->bytes) / us / 1e3;
@@ -200,8 +260,9 @@ class Bench {
     qcclStats_t before{}, after{};
     if (!raw) qcclCommGetStats(comm, &before);
     if (raw) {
-      d_.run_mpi(send.data(), recv.data(), count, MPI_COMM_WORLD);
-    } else if (d_.run(send.data(), recv.data(), count, o_.type, o_.op, comm) != qcclSuccess) {
+      d_.run_mpi(send.get(), recv.get(), count, MPI_COMM_WORLD);
+    } else if (d_.run(send.get(), recv.get(), count, o_.type, o_.op, comm, mode_.stream()) !=
+               qcclSuccess) {
       return false;
     }
     if (!raw) {
@@ -216,8 +277,10 @@ class Bench {
     // Wire ratio: an uncompressed ring collective's bytes per rank over ours.
     row->ratio = row->wire_bytes ? d_.bus_factor(nranks_) * row->bytes / row->wire_bytes : 0;
     if (o_.check) {
+      std::vector<unsigned char> recv_host(recv_count * ts);
+      if (!mode_.copy_out(recv_host.data(), recv.get(), recv_host.size())) return false;
       std::vector<float> got;
-      from_type(recv.data(), recv_count, o_.type, &got);
+      from_type(recv_host.data(), recv_count, o_.type, &got);
       double err = 0, norm = 0;
       for (size_t i = 0; i < recv_count; ++i) {
         const double e = d_.expected(i, count, nranks_, o_.op, input_value);
@@ -230,8 +293,8 @@ class Bench {
   }
 
   void print_header() const {
-    std::printf("# qccl %s benchmark: %d ranks, %d iters, %d warmup\n", d_.name, nranks_, o_.iters,
-                o_.warmup);
+    std::printf("# qccl %s benchmark: %d ranks, %d iters, %d warmup, %s\n", d_.name, nranks_,
+                o_.iters, o_.warmup, mode_.describe());
     std::printf("# %10s %12s %8s %6s %33s %33s %7s %4s %12s %7s %9s\n", "", "", "", "",
                 "out-of-place", "in-place", "", "", "", "", "");
     std::printf("# %10s %12s %8s %6s %10s %10s %10s  %10s %10s %10s %7s %4s %12s %7s %9s\n", "size",
@@ -292,8 +355,8 @@ class Bench {
         qcclComm_t comm = nullptr;
         if (method != "mpi") {
           if (comm_for(method, &comm) != qcclSuccess) return 1;
-        } else if (o_.type != qcclFloat32) {
-          continue;  // raw MPI has no half-precision sum
+        } else if (o_.type != qcclFloat32 || !mode_.host_buffers()) {
+          continue;  // raw MPI: no half-precision sum, and host buffers only
         }
         Row row;
         if (!run_row(method, comm, bytes, &row)) continue;
@@ -316,8 +379,7 @@ class Bench {
     c.method = method.c_str();
     if (!o_.bits.empty()) c.bits = o_.bits.c_str();
     if (!o_.algo.empty()) c.algo = o_.algo.c_str();
-    MPI_Comm world = MPI_COMM_WORLD;
-    const qcclResult_t r = qcclCommInitMpi(out, &world, &c);
+    const qcclResult_t r = mode_.init_comm(&c, out);
     if (r != qcclSuccess) {
       if (rank_ == 0)
         std::fprintf(stderr, "method %s: %s\n", method.c_str(), qcclGetLastError(nullptr));
@@ -329,6 +391,7 @@ class Bench {
 
   const Options& o_;
   const CollectiveDescription& d_;
+  ExecutionMode& mode_;
   int rank_ = 0, nranks_ = 1;
   std::vector<std::pair<std::string, qcclComm_t>> comms_;
 };
@@ -345,7 +408,25 @@ int run_benchmark(int argc, char** argv, const CollectiveDescription& collective
     MPI_Finalize();
     return 2;
   }
-  const int rc = Bench(o, collective).run();
+  std::unique_ptr<ExecutionMode> mode;
+  if (o.gpu) {
+    std::string why;
+    mode = make_device_mode(&why);
+    if (mode == nullptr) {
+      std::fprintf(stderr, "%s: GPU mode (-g) is unavailable on rank %d: %s\n", argv[0], rank,
+                   why.c_str());
+      MPI_Finalize();
+      return kExitGpuUnavailable;
+    }
+  } else {
+    mode = std::make_unique<HostMode>();
+  }
+  int rc = 0;
+  {
+    Bench bench(o, collective, *mode);
+    rc = bench.run();
+  }
+  mode.reset();  // CUDA resources before MPI_Finalize
   MPI_Finalize();
   return rc;
 }

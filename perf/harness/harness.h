@@ -20,8 +20,9 @@ struct CollectiveDescription {
   // gathered buffer) and elements of the receive buffer.
   size_t (*send_count)(size_t bytes, size_t type_size, int nranks);
   size_t (*recv_count)(size_t send_count, int nranks);
+  // The qccl call; `stream` is the execution mode's (NULL for host buffers).
   qcclResult_t (*run)(const void* send, void* recv, size_t count, qcclDataType_t type,
-                      qcclRedOp_t op, qcclComm_t comm);
+                      qcclRedOp_t op, qcclComm_t comm, void* stream);
   // The uncompressed MPI call itself (method "mpi"); float32 only; send ==
   // nullptr means in place (MPI_IN_PLACE).
   int (*run_mpi)(const void* send, void* recv, size_t count, MPI_Comm comm);
@@ -30,8 +31,10 @@ struct CollectiveDescription {
                      double (*value)(int rank, size_t index));
 };
 
-// Parses the nccl-tests flags plus -m/-q/-a/-J, runs every size for every
-// method, prints the table on rank 0. Returns the process exit code.
+// Parses the nccl-tests flags plus -m/-q/-a/-J/-g, runs every size for every
+// method, prints the table on rank 0. Returns the process exit code:
+// 0, 1 (a failed init), 2 (usage) or kExitGpuUnavailable (-g without a GPU
+// mode, execution_mode.h).
 int run_benchmark(int argc, char** argv, const CollectiveDescription& collective);
 
 }  // namespace qccl::perf

@@ -3,6 +3,7 @@
 // path (collective/device_collectives.h, docs/gpu.md "The NCCL path").
 #include "api/comm.h"
 #ifdef QCCL_HAVE_CUDA
+#include "codec/cuda_codec.h"
 #include "collective/device_collectives.h"
 #endif
 

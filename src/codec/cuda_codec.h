@@ -4,7 +4,8 @@
 // from .cc files without the CUDA headers. See docs/gpu.md.
 //
 // Stream-ordered like NCCL: work is enqueued on `stream` and the call returns
-// before it runs, except where noted (statistics, payload validation).
+// before it runs, except where noted (statistics, host-side payload
+// validation of decode_accumulate_device).
 // A CudaCodec owns its device workspace (allocated once, grown, never per
 // call), so one codec serves one stream at a time, like a communicator.
 #pragma once
@@ -26,6 +27,14 @@ namespace qccl {
 // True when the CUDA runtime sees at least one device. Otherwise false, with
 // the reason (the CUDA error text, or "0 devices") in *why when given.
 bool cuda_device_available(std::string* why = nullptr);
+
+// True when `p` is memory a CUDA device owns (cudaMemoryTypeDevice or
+// managed), per cudaPointerGetAttributes. Host, pinned host and unknown
+// pointers are false; the CUDA error a plain host pointer may leave is
+// cleared. Here, beside the codec's device checks, so that every layer that
+// routes by buffer location (transport, collective, api) can ask without
+// depending on the layers above it.
+bool is_device_pointer(const void* p);
 
 class CudaCodec {
  public:
@@ -54,10 +63,26 @@ class CudaCodec {
   // back, then qccl::validate_payload): this synchronises `stream` once.
   // A symbol beyond the table (only a crafted payload with a valid checksum
   // can carry one) decodes as 0 and is reported as qcclCorruptPayload by
-  // the next call on this codec, the next point where it synchronises.
+  // a later decode call on this codec (this one's synchronisation reads the
+  // errors of the launches before it).
   Result decode_accumulate_device(const void* const* payloads, const uint64_t* sizes, int n,
                                   uint64_t count, float* acc_device, cudaStream_t stream,
                                   bool accumulate = true);
+
+  // The same sums for n payloads that share one layout, the one `expected`
+  // describes (the header encode_device writes for the caller's own spec and
+  // count, make_payload_header): payload p at payloads_device + p * stride.
+  // This is what every rank of an agreed collective sends (the CPU path
+  // requires it too: all payloads of a call have the same size). Fully
+  // asynchronous: no read-back, no synchronisation. A kernel checks each
+  // payload on the device first (magic, version, method, bits, norm, table
+  // size, bucket size, count, size, and the header/table checksum); if one
+  // fails, acc_device[0 .. count) is set to NaN and the next decode call on
+  // this codec, of either kind, returns qcclCorruptPayload. The layout comes
+  // from `expected`, so a bad payload is never read out of bounds.
+  Result decode_accumulate_uniform_device(const void* payloads_device, uint64_t stride, int n,
+                                          const PayloadHeader& expected, float* acc_device,
+                                          cudaStream_t stream, bool accumulate = true);
 
   // out = in converted to/from float32, round to nearest even (half_cast.h).
   // In place works when the element sizes match (float32).

@@ -9,12 +9,17 @@ namespace qccl {
 
 Algo choose_compressed_algo(const Config& config, int nranks, uint64_t count) {
   if (config.algo != Algo::kAuto) return config.algo;
-  // docs/collectives.md: `sra` from 8 ranks when every rank owns a whole
-  // bucket. Below that `allgather` wins: at N = 4 on CPU the two took the
-  // same time while sra's second quantisation made the error ~5x larger
-  // (perf/results/2026-11-23-cpu-allreduce-np4.txt).
-  const bool sra = nranks >= 8 && count >= static_cast<uint64_t>(nranks) * config.bucket_size;
-  return sra ? Algo::kSra : Algo::kAllgather;
+  // docs/collectives.md "auto rule". Every rank must own a whole bucket, so
+  // sra's chunks are balanced. The quantising methods: `sra` from 8 ranks;
+  // below that `allgather` wins: at N = 4 on CPU the two took the same time
+  // while sra's second quantisation made the error ~5x larger
+  // (perf/results/2026-11-23-cpu-allreduce-np4.txt). The casts (fp16, bf16):
+  // `sra` from 3 ranks, where it sends fewer bytes than `allgather`
+  // ((3N-4)/N·C at most vs (N-1)·C) and its second rounding costs one
+  // half-precision ulp of the sum, the size of the first.
+  const bool balanced = count >= static_cast<uint64_t>(nranks) * config.bucket_size;
+  const int sra_from = is_quantizing(config.method) ? 8 : 3;
+  return balanced && nranks >= sra_from ? Algo::kSra : Algo::kAllgather;
 }
 
 std::vector<std::unique_ptr<AllreduceAlgorithm>> make_allreduce_algorithms() {

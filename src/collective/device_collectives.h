@@ -22,12 +22,6 @@ namespace qccl {
 
 class NcclTransport;
 
-// True when `p` is memory a CUDA device owns (cudaMemoryTypeDevice or
-// managed), per cudaPointerGetAttributes. Host, pinned host and unknown
-// pointers are false; the CUDA error a plain host pointer may leave is
-// cleared.
-bool is_device_pointer(const void* p);
-
 // Per-communicator device resources: the CUDA codec, device workspace and
 // pinned staging, all allocated on first use and grown (never per call).
 struct DeviceState;

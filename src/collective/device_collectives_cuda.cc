@@ -57,18 +57,8 @@ struct DeviceState {
   Allocation encoded, received, sum;                                        // device
   Allocation staged_send{nullptr, 0, true}, staged_recv{nullptr, 0, true};  // pinned host
   std::vector<unsigned char> norm_input;  // host copy for adapters that need the global norm
-  std::vector<const void*> payloads;
-  std::vector<uint64_t> payload_sizes, sizes, offsets;
+  std::vector<uint64_t> sizes, offsets;
 };
-
-bool is_device_pointer(const void* p) {
-  cudaPointerAttributes attributes;
-  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
-    cudaGetLastError();  // an unregistered host pointer on old runtimes
-    return false;
-  }
-  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
-}
 
 Result create_device_state(NcclTransport* nccl, std::shared_ptr<DeviceState>* out) {
   auto state = std::make_shared<DeviceState>();
@@ -112,17 +102,28 @@ Result plan_device_encode(CollectiveContext& ctx, DeviceState& d, const void* se
   return plan_encode(ctx, norm_source, count, dtype, planned);
 }
 
-// Encode `send` and allgather the payloads into d.received; on return
-// d.payloads/d.payload_sizes describe rank r's payload (device pointers).
+// What encode_and_gather leaves in d.received: rank r's payload at
+// r * stride, each laid out as `expected` (this rank's own header: every rank
+// of the agreed call encodes the same count with the same method, bits and
+// bucket size, so the payloads differ only in data, table values and draw
+// key; the decode kernel checks that on the device).
+struct GatheredPayloads {
+  PayloadHeader expected;
+  uint64_t stride;
+};
+
+// Encode `send` and allgather the payloads into d.received.
 Result encode_and_gather(CollectiveContext& ctx, DeviceState& d, const void* send, uint64_t count,
                          DataType dtype, cudaStream_t stream, PlannedEncode* planned,
-                         uint64_t* payload_bytes_out) {
+                         GatheredPayloads* gathered) {
   const int n = ctx.transport.size();
   QCCL_CHECK(plan_device_encode(ctx, d, send, count, dtype, stream, planned));
-  const uint64_t bytes = payload_bytes(planned->spec, count);
+  QCCL_CHECK(make_payload_header(planned->spec, count, &gathered->expected));
+  const uint64_t bytes = gathered->expected.total_bytes;
   // Payloads are whole 4-byte words (payload_format.h); keep every slot
   // 4-byte aligned for the decode kernel all the same.
   const uint64_t stride = (bytes + 3) / 4 * 4;
+  gathered->stride = stride;
   QCCL_CHECK(grow(&d.encoded, stride, stream, "encoded payload"));
   QCCL_CHECK(grow(&d.received, n * stride, stream, "received payloads"));
   QCCL_CHECK(d.codec.encode_device(send, dtype, count, planned->spec, d.encoded.ptr, stride, stream,
@@ -130,13 +131,8 @@ Result encode_and_gather(CollectiveContext& ctx, DeviceState& d, const void* sen
   d.sizes.assign(n, stride);
   d.offsets.resize(n);
   for (int r = 0; r < n; ++r) d.offsets[r] = r * stride;
-  QCCL_CHECK(ctx.transport.allgatherv(d.encoded.ptr, stride, d.received.ptr, d.sizes.data(),
-                                      d.offsets.data()));
-  d.payloads.resize(n);
-  d.payload_sizes.assign(n, bytes);
-  for (int r = 0; r < n; ++r) d.payloads[r] = d.received.as() + d.offsets[r];
-  *payload_bytes_out = bytes;
-  return qcclSuccess;
+  return ctx.transport.allgatherv(d.encoded.ptr, stride, d.received.ptr, d.sizes.data(),
+                                  d.offsets.data());
 }
 
 // avg: one float32 multiply by 1/N, the CPU's finish_reduction; then the
@@ -170,8 +166,9 @@ Result nccl_allreduce(CollectiveContext& ctx, DeviceState& d, const AllreduceReq
   // The `allgather` algorithm on the GPU (`sra` is CPU-only for now).
   log_choice_once(ctx, "allreduce (device)", "allgather", req.bytes());
   PlannedEncode planned;
-  uint64_t bytes = 0;
-  QCCL_CHECK(encode_and_gather(ctx, d, req.send, req.count, req.dtype, stream, &planned, &bytes));
+  GatheredPayloads gathered;
+  QCCL_CHECK(
+      encode_and_gather(ctx, d, req.send, req.count, req.dtype, stream, &planned, &gathered));
   // The send buffer is encoded (earlier on the stream), so a float32 recv,
   // even in place, can be the accumulator.
   float* sum = static_cast<float*>(req.recv);
@@ -179,11 +176,13 @@ Result nccl_allreduce(CollectiveContext& ctx, DeviceState& d, const AllreduceReq
     QCCL_CHECK(grow(&d.sum, req.count * sizeof(float), stream, "float32 accumulator"));
     sum = d.sum.as<float>();
   }
-  QCCL_CHECK(d.codec.decode_accumulate_device(d.payloads.data(), d.payload_sizes.data(), n,
-                                              req.count, sum, stream, /*accumulate=*/false));
+  QCCL_CHECK(d.codec.decode_accumulate_uniform_device(d.received.ptr, gathered.stride, n,
+                                                      gathered.expected, sum, stream,
+                                                      /*accumulate=*/false));
   QCCL_CHECK(submit_statistics(ctx, planned));
   QCCL_CHECK(
       finish_device_reduction(d, sum, req.count, req.average, n, req.dtype, req.recv, stream));
+  const uint64_t bytes = gathered.expected.total_bytes;
   count_compressed_call(ctx, planned, req.bytes(), bytes, (n - 1) * bytes);
   return qcclSuccess;
 }
@@ -205,19 +204,21 @@ Result nccl_allgather(CollectiveContext& ctx, DeviceState& d, const void* send, 
   }
   log_choice_once(ctx, "allgather (device)", "allgather", slot);
   PlannedEncode planned;
-  uint64_t bytes = 0;
-  QCCL_CHECK(encode_and_gather(ctx, d, send, count, dtype, stream, &planned, &bytes));
+  GatheredPayloads gathered;
+  QCCL_CHECK(encode_and_gather(ctx, d, send, count, dtype, stream, &planned, &gathered));
   if (dtype != DataType::kFloat32)
     QCCL_CHECK(grow(&d.sum, count * sizeof(float), stream, "float32 decode buffer"));
   for (int r = 0; r < n; ++r) {
     float* decoded =
         dtype == DataType::kFloat32 ? reinterpret_cast<float*>(out + r * slot) : d.sum.as<float>();
-    QCCL_CHECK(d.codec.decode_accumulate_device(&d.payloads[r], &d.payload_sizes[r], 1, count,
-                                                decoded, stream, /*accumulate=*/false));
+    QCCL_CHECK(d.codec.decode_accumulate_uniform_device(d.received.as() + r * gathered.stride,
+                                                        gathered.stride, 1, gathered.expected,
+                                                        decoded, stream, /*accumulate=*/false));
     if (dtype != DataType::kFloat32)
       QCCL_CHECK(d.codec.cast_from_float_device(decoded, count, dtype, out + r * slot, stream));
   }
   QCCL_CHECK(submit_statistics(ctx, planned));
+  const uint64_t bytes = gathered.expected.total_bytes;
   count_compressed_call(ctx, planned, slot, bytes, (n - 1) * bytes);
   return qcclSuccess;
 }

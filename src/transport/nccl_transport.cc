@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "collective/device_collectives.h"
+#include "codec/cuda_codec.h"
 #include "cuda_check.cuh"
 
 namespace qccl {

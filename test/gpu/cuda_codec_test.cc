@@ -334,6 +334,124 @@ TEST(GpuDecodeAccumulate, RejectsACorruptHeaderWithoutLaunching) {
   EXPECT_EQ(std::memcmp(after.data(), start.data(), 4 * count), 0) << "accumulator was modified";
 }
 
+// The device path's decode (docs/gpu.md "Synchronisation points"): N ranks'
+// payloads of one layout, back to back, with a different table on one rank
+// (a rank one table version behind) and different draw keys. The sums equal
+// N CPU decode_accumulate calls bit for bit, assigned or accumulated.
+TEST(GpuDecodeUniform, EqualsCpuDecodeAccumulateInRankOrder) {
+  QCCL_REQUIRE_CUDA_DEVICE();
+  const uint64_t count = 2 * 8192 + 333;
+  LevelTable behind;
+  behind.levels = {-1.0f, -0.25065f, -0.12229f, -0.03803f, 0.03803f, 0.12229f, 0.25065f, 1.0f};
+  const LevelTable current = uniform_table(3);
+  std::vector<unsigned char> all;
+  PayloadHeader expected{};
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    EncodeSpec spec = SpecFor(Method::kAlq, 3, rank == 2 ? behind : current);
+    spec.rank = rank;
+    spec.table_version = rank == 2 ? 6 : 7;
+    const auto input = AsDtype(GaussianValues(count, 100 + rank), DataType::kFloat32);
+    const auto payload = CpuPayload(input, DataType::kFloat32, count, spec);
+    all.insert(all.end(), payload.begin(), payload.end());
+    if (rank == 0) {
+      ASSERT_EQ(make_payload_header(spec, count, &expected), qcclSuccess);
+    }
+  }
+  const uint64_t stride = expected.total_bytes;
+  ASSERT_EQ(all.size(), 4 * stride);
+  DeviceBuffer payloads(all.size());
+  payloads.upload(all.data(), all.size());
+  CudaCodec codec;
+  for (const bool accumulate : {true, false}) {
+    const std::vector<float> start = GaussianValues(count, 99);
+    std::vector<float> want = start;
+    for (int p = 0; p < 4; ++p) {
+      const unsigned char* payload = all.data() + p * stride;
+      const Result r = p == 0 && !accumulate
+                           ? decode(payload, stride, count, want.data())
+                           : decode_accumulate(payload, stride, count, want.data());
+      ASSERT_EQ(r, qcclSuccess) << thread_last_error();
+    }
+    DeviceBuffer acc(4 * count);
+    acc.upload(start.data(), 4 * count);
+    ASSERT_EQ(
+        codec.decode_accumulate_uniform_device(payloads.get(), stride, 4, expected,
+                                               static_cast<float*>(acc.get()), nullptr, accumulate),
+        qcclSuccess)
+        << thread_last_error();
+    const auto got = acc.download(4 * count);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * count), 0) << "accumulate " << accumulate;
+  }
+}
+
+// A payload that fails the device-side check: the call itself cannot know
+// (it does not synchronise), so the output becomes NaN at once and the next
+// decode call reports qcclCorruptPayload; the one after that is clean.
+TEST(GpuDecodeUniform, ACorruptPayloadPoisonsTheOutputAndTheNextCallReportsIt) {
+  QCCL_REQUIRE_CUDA_DEVICE();
+  const LevelTable table = uniform_table(3);
+  const uint64_t count = 1000;
+  const EncodeSpec spec = SpecFor(Method::kQsgd, 3, table);
+  auto payload = CpuPayload(AsDtype(GaussianValues(count, 1), DataType::kFloat32),
+                            DataType::kFloat32, count, spec);
+  PayloadHeader expected{};
+  ASSERT_EQ(make_payload_header(spec, count, &expected), qcclSuccess);
+  const uint64_t stride = payload.size();
+  std::vector<unsigned char> two = payload;
+  two.insert(two.end(), payload.begin(), payload.end());
+  two[stride + sizeof(PayloadHeader) + 5] ^= 0x40;  // rank 1's table: the checksum fails
+  DeviceBuffer corrupt(two.size()), clean(payload.size());
+  corrupt.upload(two.data(), two.size());
+  clean.upload(payload.data(), payload.size());
+  DeviceBuffer acc(4 * count);
+  CudaCodec codec;
+
+  ASSERT_EQ(codec.decode_accumulate_uniform_device(corrupt.get(), stride, 2, expected,
+                                                   static_cast<float*>(acc.get()), nullptr, false),
+            qcclSuccess);
+  const auto poisoned = acc.download(4 * count);
+  for (uint64_t i = 0; i < count; ++i) {
+    float x;
+    std::memcpy(&x, poisoned.data() + 4 * i, 4);
+    ASSERT_TRUE(std::isnan(x)) << "element " << i << " = " << x;
+  }
+  EXPECT_EQ(codec.decode_accumulate_uniform_device(clean.get(), stride, 1, expected,
+                                                   static_cast<float*>(acc.get()), nullptr, false),
+            qcclCorruptPayload);
+  EXPECT_NE(thread_last_error().find("checksum"), std::string::npos) << thread_last_error();
+  ASSERT_EQ(codec.decode_accumulate_uniform_device(clean.get(), stride, 1, expected,
+                                                   static_cast<float*>(acc.get()), nullptr, false),
+            qcclSuccess)
+      << thread_last_error();
+  std::vector<float> want(count);
+  ASSERT_EQ(decode(payload.data(), payload.size(), count, want.data()), qcclSuccess);
+  const auto got = acc.download(4 * count);
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * count), 0);
+}
+
+// Argument checks that come before any CUDA call, so they run here without
+// a device too: an expected header whose size disagrees with its own layout,
+// and a stride shorter than a payload.
+TEST(GpuDecodeUniform, RejectsAnInconsistentExpectedHeaderOrShortStride) {
+  const LevelTable table = uniform_table(3);
+  const EncodeSpec spec = SpecFor(Method::kQsgd, 3, table);
+  PayloadHeader expected{};
+  ASSERT_EQ(make_payload_header(spec, 1000, &expected), qcclSuccess);
+  std::vector<unsigned char> host(2 * expected.total_bytes);  // never read: the checks fail first
+  std::vector<float> acc(1000);
+  CudaCodec codec;
+  PayloadHeader wrong_size = expected;
+  wrong_size.total_bytes += 4;
+  EXPECT_EQ(codec.decode_accumulate_uniform_device(host.data(), wrong_size.total_bytes, 2,
+                                                   wrong_size, acc.data(), nullptr),
+            qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("layout needs"), std::string::npos) << thread_last_error();
+  EXPECT_EQ(codec.decode_accumulate_uniform_device(host.data(), expected.total_bytes - 4, 2,
+                                                   expected, acc.data(), nullptr),
+            qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("stride"), std::string::npos) << thread_last_error();
+}
+
 TEST(GpuEncode, RejectsHostMemoryAndSmallCapacity) {
   QCCL_REQUIRE_CUDA_DEVICE();
   const LevelTable table = uniform_table(3);

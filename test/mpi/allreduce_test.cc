@@ -251,5 +251,43 @@ TEST(AllReduce, MeanOverStepsConvergesToTheExactSum) {
   }
 }
 
+// QCCL_ALGO=auto with the half casts (docs/collectives.md "auto rule"): from
+// 3 ranks it sends fewer bytes than allgather (which at 4 ranks sends as
+// much as a float32 ring allreduce), with a result as close to the sum.
+TEST(AllReduce, AutoSendsFewerBytesThanAllgatherForHalfCasts) {
+  const int n = world_size();
+  const size_t count = 3 * 4 * 256;  // every rank owns whole 256-element buckets
+  const std::vector<float> in = rank_input(world_rank(), 6, count);
+  const std::vector<double> exact = exact_sum(n, 6, count);
+  for (const char* method : {"fp16", "bf16"}) {
+    uint64_t wire[2] = {0, 0};
+    const char* algos[2] = {"auto", "allgather"};
+    for (int a = 0; a < 2; ++a) {
+      CommOptions o;
+      o.method = method;
+      o.algo = algos[a];
+      Comm c(o);
+      ASSERT_EQ(c.init_result, qcclSuccess);
+      std::vector<float> got(count);
+      ASSERT_EQ(qcclAllReduce(in.data(), got.data(), count, qcclFloat32, qcclSum, c.comm, nullptr),
+                qcclSuccess)
+          << qcclGetLastError(c.comm);
+      EXPECT_TRUE(identical_on_all_ranks(got.data(), count * 4)) << method << "/" << algos[a];
+      // Half-precision rounding of the inputs (and for sra of the sum):
+      // 2^-11 (fp16) / 2^-8 (bf16) relative per rounding.
+      EXPECT_LT(relative_error(got, exact), std::string(method) == "fp16" ? 2e-3 : 1.5e-2)
+          << method << "/" << algos[a];
+      qcclStats_t stats;
+      ASSERT_EQ(qcclCommGetStats(c.comm, &stats), qcclSuccess);
+      wire[a] = stats.wireBytes;
+    }
+    if (n >= 3) {
+      EXPECT_LT(wire[0], wire[1]) << method << " at " << n << " ranks: auto should be sra";
+    } else {
+      EXPECT_EQ(wire[0], wire[1]) << method << " at " << n << " ranks: auto should be allgather";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qccl::test
