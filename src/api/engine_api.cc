@@ -25,7 +25,7 @@ Result find_engine(qcclComm_t comm, std::shared_ptr<Engine>* out) {
   QCCL_CHECK(check_comm(comm));
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto it = registry().find(comm);
-  if (it == registry().end())
+  if (it == registry().end() || it->second == nullptr)  // null: still starting
     return fail(qcclInvalidUsage,
                 "the engine of this communicator is not started (call "
                 "qcclEngineStart on every rank first)");
@@ -54,6 +54,26 @@ Result enqueue(qcclComm_t comm, const char* name, void* buf, size_t count, int d
                          (flags & QCCL_ENQUEUE_UNCOMPRESSED) != 0, callback, user);
 }
 
+// The engine gets a duplicate of the communicator's transport, so direct
+// calls on the communicator keep working while it runs, and an adapter of
+// its own: an adapter's state follows one sequence of steps and calls
+// that every rank makes in the same order (adapter.h), and the engine's
+// thread and direct callers interleave differently on each rank.
+Result create_engine(qcclComm_t comm, std::shared_ptr<Engine>* out) {
+  std::unique_ptr<Transport> transport;
+  const Result duplicated = comm->transport->duplicate(&transport);
+  if (duplicated != qcclSuccess)
+    return set_error(duplicated,
+                     fmt::format("the engine needs its own duplicate of the communicator's "
+                                 "transport (so that direct calls keep working beside it), and "
+                                 "duplicating it failed: {}",
+                                 thread_last_error()));
+  std::unique_ptr<Adapter> adapter;
+  QCCL_CHECK(create_adapter(comm->config, &adapter));
+  *out = std::make_shared<Engine>(comm->config, std::move(transport), std::move(adapter));
+  return (*out)->start();
+}
+
 }  // namespace
 }  // namespace qccl
 
@@ -69,11 +89,21 @@ extern "C" {
 qcclResult_t qcclEngineStart(qcclComm_t comm) {
   return qccl::api_call(comm, "qcclEngineStart", [&] {
     QCCL_CHECK(qccl::check_comm(comm));
+    {
+      std::lock_guard<std::mutex> lock(qccl::registry_mutex);
+      if (qccl::registry().count(comm) != 0)
+        return qccl::fail(qcclInvalidUsage, "the engine of this communicator is already started");
+      qccl::registry()[comm] = nullptr;  // reserved: qcclCommDestroy refuses meanwhile
+    }
+    // Outside the lock: duplicating the transport is a collective that waits
+    // on the other ranks, and other communicators' engines need the registry.
+    std::shared_ptr<qccl::Engine> engine;
+    const qccl::Result created = qccl::create_engine(comm, &engine);
     std::lock_guard<std::mutex> lock(qccl::registry_mutex);
-    if (qccl::registry().count(comm) != 0)
-      return qccl::fail(qcclInvalidUsage, "the engine of this communicator is already started");
-    auto engine = std::make_shared<qccl::Engine>(comm->config, *comm->transport, *comm->adapter);
-    QCCL_CHECK(engine->start());
+    if (created != qcclSuccess) {
+      qccl::registry().erase(comm);
+      return created;
+    }
     qccl::registry()[comm] = std::move(engine);
     return qcclSuccess;
   });

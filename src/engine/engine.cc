@@ -25,8 +25,13 @@ double seconds_since(Clock::time_point t) {
 
 }  // namespace
 
-Engine::Engine(const Config& config, Transport& transport, Adapter& adapter)
-    : config_(config), transport_(transport), collectives_(config, transport_, adapter) {}
+Engine::Engine(const Config& config, std::unique_ptr<Transport> transport,
+               std::unique_ptr<Adapter> adapter)
+    : config_(config),
+      own_transport_(std::move(transport)),
+      adapter_(std::move(adapter)),
+      transport_(*own_transport_),
+      collectives_(config, transport_, *adapter_) {}
 
 Engine::~Engine() {
   if (thread_.joinable()) stop();

@@ -2,8 +2,9 @@
 // communicator. The cycle reads like the design:
 //   collect → negotiate → (stall check, mismatches) → fuse → execute → complete.
 // It runs its own collective context (own step counter and counters) over
-// a TimedTransport wrapping the communicator's transport, sharing the
-// communicator's adapter; while it runs it is the only user of both.
+// a TimedTransport wrapping its own transport (a duplicate of the
+// communicator's) with its own adapter, so direct calls on the
+// communicator run beside it (docs/engine.md "Its own communicator").
 #pragma once
 
 #include <atomic>
@@ -33,7 +34,10 @@ struct EngineCounters {
 
 class Engine {
  public:
-  Engine(const Config& config, Transport& transport, Adapter& adapter);
+  // `transport` and `adapter` are the engine's alone (Transport::duplicate,
+  // create_adapter): nothing else may use them while it runs.
+  Engine(const Config& config, std::unique_ptr<Transport> transport,
+         std::unique_ptr<Adapter> adapter);
   ~Engine();  // stops (if still running) and joins
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -61,6 +65,9 @@ class Engine {
   void publish_counters();
 
   const Config& config_;
+  // Declared before the members that use them, so destroyed after them.
+  std::unique_ptr<Transport> own_transport_;
+  std::unique_ptr<Adapter> adapter_;
   TimedTransport transport_;
   Collectives collectives_;
   TensorQueue queue_;

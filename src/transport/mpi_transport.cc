@@ -28,6 +28,44 @@ Result MpiTransport::create(MPI_Comm comm, double timeout_s, std::unique_ptr<Mpi
   return qcclSuccess;
 }
 
+Result MpiTransport::check_thread_multiple(int provided) {
+  if (provided == MPI_THREAD_MULTIPLE) return qcclSuccess;
+  const char* name = provided == MPI_THREAD_SINGLE       ? "MPI_THREAD_SINGLE"
+                     : provided == MPI_THREAD_FUNNELED   ? "MPI_THREAD_FUNNELED"
+                     : provided == MPI_THREAD_SERIALIZED ? "MPI_THREAD_SERIALIZED"
+                                                         : "an unknown thread level";
+  return fail(qcclInvalidUsage,
+              "MPI provides {}, but a duplicated transport (the engine's) runs MPI collectives on "
+              "its own thread beside the caller's, which needs MPI_THREAD_MULTIPLE: initialise "
+              "MPI with MPI_Init_thread(..., MPI_THREAD_MULTIPLE, &provided)",
+              name);
+}
+
+Result MpiTransport::duplicate(std::unique_ptr<Transport>* out) {
+  const char* op = "duplicate (MPI_Comm_idup)";
+  QCCL_CHECK(check_usable(op));
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  // Every rank learns whether every rank can: a rank failing alone would
+  // leave the others waiting in MPI_Comm_idup until the timeout.
+  double lacking = provided == MPI_THREAD_MULTIPLE ? 0 : 1;
+  QCCL_CHECK(allreduce_sum(&lacking, 1));
+  QCCL_CHECK(check_thread_multiple(provided));
+  if (lacking > 0)
+    return fail(qcclInvalidUsage,
+                "{} of {} ranks initialised MPI without MPI_THREAD_MULTIPLE, which a duplicated "
+                "transport (the engine's) needs (see their logs)",
+                lacking, size_);
+  MPI_Comm dup = MPI_COMM_NULL;
+  MPI_Request request;
+  const int rc = MPI_Comm_idup(comm_, &dup, &request);
+  if (rc != MPI_SUCCESS) return mpi_error(rc, op);
+  QCCL_CHECK(wait(&request, op));
+  MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+  out->reset(new MpiTransport(dup, rank_, size_, timeout_s_));
+  return qcclSuccess;
+}
+
 MpiTransport::~MpiTransport() {
   // A communicator with a pending collective (after a timeout) must not be
   // freed: MPI_Comm_free would wait on it. It is left to MPI_Finalize.

@@ -16,6 +16,7 @@
 
 #include <mpi.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,14 @@ class MpiTransport final : public Transport {
   Result allreduce_passthrough(const void* send, void* recv, uint64_t count,
                                DataType dtype) override;
   Result barrier() override;
+  // MPI_Comm_idup of this transport's communicator (with the timeout), for
+  // a second thread: needs MPI_THREAD_MULTIPLE, which every rank checks
+  // first so that all fail alike (docs/engine.md "Its own communicator").
+  Result duplicate(std::unique_ptr<Transport>* out) override;
+
+  // The error for an MPI initialised below MPI_THREAD_MULTIPLE (`provided`
+  // as MPI_Query_thread gives it), success for MULTIPLE.
+  static Result check_thread_multiple(int provided);
 
  private:
   MpiTransport(MPI_Comm comm, int rank, int size, double timeout_s)

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "core/method.h"
 #include "core/result.h"
@@ -46,6 +47,15 @@ class Transport {
                                        DataType dtype) = 0;
 
   virtual Result barrier() = 0;
+
+  // Collective: a new transport over the same ranks whose messages never
+  // match this one's (MPI_Comm_dup-like), so another thread (the engine's)
+  // can run collectives beside callers of this one. Transports that cannot
+  // do this keep the default, which says so.
+  virtual Result duplicate(std::unique_ptr<Transport>* out) {
+    (void)out;
+    return fail(qcclInvalidUsage, "this transport cannot be duplicated");
+  }
 };
 
 }  // namespace qccl

@@ -1,7 +1,8 @@
 // Helpers for the engine tests: communicators with engine settings, and a
 // thread-safe record of callbacks that tests can wait on. The engine's
-// cycle thread owns MPI while it runs (MPI_THREAD_SINGLE in these tests),
-// so tests call MPI themselves only after qcclEngineStop.
+// cycle thread runs on its own duplicate of the communicator's transport
+// (MPI_THREAD_MULTIPLE, mpi_test_main.cc), so tests may call MPI and the
+// communicator while it runs.
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,7 @@ struct EngineOptions {
   std::string method = "none", bits = "3", bucket = "256", min_bytes = "0";
   std::string error_feedback = "0", fusion = "67108864", cycle_ms = "1", timeout = "60";
   std::string timeline;
+  std::string update_steps = "0,100,2000", update_every = "10000";  // the library's defaults
 };
 
 class EngineComm {
@@ -34,6 +36,8 @@ class EngineComm {
     c.fusionThreshold = options_.fusion.c_str();
     c.cycleTimeMs = options_.cycle_ms.c_str();
     c.timeoutS = options_.timeout.c_str();
+    c.updateSteps = options_.update_steps.c_str();
+    c.updateEvery = options_.update_every.c_str();
     if (!options_.timeline.empty()) c.timeline = options_.timeline.c_str();
     MPI_Comm world = MPI_COMM_WORLD;
     init_result = qcclCommInitMpi(&comm, &world, &c);
