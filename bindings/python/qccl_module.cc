@@ -1,9 +1,11 @@
 // The native half of `import qccl` (DESIGN.md §9): a Communicator over an
-// MPI communicator, raw-pointer collectives (the Python layer turns numpy /
-// torch / array-interface objects into pointers and dtypes), stats, and the
-// engine with completion handles that Python waits on. Only the public C
-// API is used. The engine's callbacks never touch Python: they complete a
-// Handle, and Python waits on it with the GIL released.
+// MPI communicator or over a Python transport object (python_transport.h;
+// qccl.torch's process groups), raw-pointer collectives (the Python layer
+// turns numpy / torch / array-interface objects into pointers and dtypes;
+// DLPack capsules are parsed in dlpack_buffer.h), stats, and the engine
+// with completion handles that Python waits on. Only the public C API is
+// used. The engine's callbacks never touch Python: they complete a Handle,
+// and Python waits on it with the GIL released.
 #include <mpi.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -14,6 +16,8 @@
 #include <mutex>
 #include <string>
 
+#include "dlpack_buffer.h"
+#include "python_transport.h"
 #include "qccl/qccl.h"
 
 namespace py = pybind11;
@@ -111,25 +115,28 @@ class Communicator {
         throw py::type_error("comm must be an mpi4py communicator (with py2f()) or None");
       mpi_ = MPI_Comm_f2c(mpi_comm.attr("py2f")().cast<int>());
     }
-    config_ = QCCL_CONFIG_INITIALIZER;
-    for (const auto& [key, value] : options_) {
-      auto it = config_fields().find(key);
-      if (it == config_fields().end())
-        throw py::value_error("unknown qccl option '" + key +
-                              "' (see docs/python.md for the list)");
-      config_.*(it->second) = value.c_str();
-    }
+    set_config();
     py::gil_scoped_release release;
     check(qcclCommInitMpi(&comm_, &mpi_, &config_), nullptr);
+  }
+  // Over a Python transport object (no MPI): qcclCommInitTransport.
+  struct OverTransport {};
+  Communicator(OverTransport, const py::object& transport,
+               const std::map<std::string, std::string>& options)
+      : options_(options) {
+    set_config();
+    check(qccl_python::comm_init_python_transport(&comm_, transport, &config_), nullptr);
   }
   ~Communicator() { close(); }
 
   void close() {
-    if (engine_ != nullptr) {
-      qcclEngineStop(engine_);
-      qcclCommDestroy(engine_);
-      engine_ = nullptr;
+    if (engine_started_) {
+      // The engine's thread may be inside a Python transport callback,
+      // waiting for the GIL.
+      py::gil_scoped_release release;
+      qcclEngineStop(comm_);
     }
+    engine_started_ = false;
     if (comm_ != nullptr) qcclCommDestroy(comm_);
     comm_ = nullptr;
   }
@@ -174,8 +181,8 @@ class Communicator {
   py::dict stats(bool engine) const {
     qcclStats_t s;
     if (engine) {
-      if (engine_ == nullptr) throw QcclError("the engine is not started");
-      check(qcclEngineGetStats(engine_, &s), engine_);
+      if (!engine_started_) throw QcclError("the engine is not started");
+      check(qcclEngineGetStats(comm(), &s), comm_);
     } else {
       check(qcclCommGetStats(comm(), &s), comm_);
     }
@@ -196,54 +203,63 @@ class Communicator {
     return d;
   }
 
-  // Collective: a second communicator over the same MPI communicator, so
-  // the engine's thread and direct calls never share an MPI communicator.
+  // Collective. The engine runs on its own duplicate of this communicator's
+  // transport, so direct calls on this communicator keep working.
   void start_engine() {
-    if (engine_ != nullptr) return;
-    py::gil_scoped_release release;
-    check(qcclCommInitMpi(&engine_, &mpi_, &config_), nullptr);
-    const qcclResult_t r = qcclEngineStart(engine_);
-    if (r != qcclSuccess) {
-      const std::string message = qcclGetLastError(engine_);
-      qcclCommDestroy(engine_);
-      engine_ = nullptr;
-      throw QcclError(std::string(qcclGetErrorString(r)) + ": " + message);
-    }
-  }
-  void stop_engine() {
-    if (engine_ == nullptr) return;
+    if (engine_started_) return;
+    qcclComm_t c = comm();
     qcclResult_t r;
     {
       py::gil_scoped_release release;
-      r = qcclEngineStop(engine_);
+      r = qcclEngineStart(c);
     }
-    const std::string message = qcclGetLastError(engine_);
-    qcclCommDestroy(engine_);
-    engine_ = nullptr;
-    if (r != qcclSuccess) throw QcclError(std::string(qcclGetErrorString(r)) + ": " + message);
+    check(r, c);
+    engine_started_ = true;
+  }
+  void stop_engine() {
+    if (!engine_started_) return;
+    qcclResult_t r;
+    {
+      py::gil_scoped_release release;
+      r = qcclEngineStop(comm_);
+    }
+    engine_started_ = false;
+    check(r, comm_);
   }
   std::shared_ptr<Handle> enqueue(const std::string& name, uintptr_t buf, size_t count, int dtype,
                                   int op, bool uncompressed) {
-    if (engine_ == nullptr) throw QcclError("the engine is not started (start_engine())");
+    if (!engine_started_) throw QcclError("the engine is not started (start_engine())");
     auto handle = std::make_shared<Handle>();
     handle->keep_alive_ = handle;
     const qcclResult_t r = qcclEnqueueAllReduceFlags(
-        engine_, name.c_str(), reinterpret_cast<void*>(buf), count,
+        comm_, name.c_str(), reinterpret_cast<void*>(buf), count,
         static_cast<qcclDataType_t>(dtype), static_cast<qcclRedOp_t>(op),
         uncompressed ? QCCL_ENQUEUE_UNCOMPRESSED : 0u, &Handle::callback, handle.get());
     if (r != qcclSuccess) {
       handle->keep_alive_.reset();
-      check(r, engine_);
+      check(r, comm_);
     }
     return handle;
   }
 
  private:
+  // Config fields from options_ (the strings stay alive with this object).
+  void set_config() {
+    config_ = QCCL_CONFIG_INITIALIZER;
+    for (const auto& [key, value] : options_) {
+      auto it = config_fields().find(key);
+      if (it == config_fields().end())
+        throw py::value_error("unknown qccl option '" + key +
+                              "' (see docs/python.md for the list)");
+      config_.*(it->second) = value.c_str();
+    }
+  }
+
   std::map<std::string, std::string> options_;
   qcclConfig_t config_;
   MPI_Comm mpi_ = MPI_COMM_NULL;
   qcclComm_t comm_ = nullptr;
-  qcclComm_t engine_ = nullptr;
+  bool engine_started_ = false;  // qcclEngineStart ran on comm_
 };
 
 }  // namespace
@@ -268,6 +284,11 @@ PYBIND11_MODULE(_qccl, m) {
     py::gil_scoped_release release;
     MPI_Barrier(MPI_COMM_WORLD);
   });
+  m.def("mpi_initialized", [] {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    return initialized != 0;
+  });
   m.def("mpi_finalize_if_initialized_here", [] {
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -278,11 +299,24 @@ PYBIND11_MODULE(_qccl, m) {
     qcclGetVersion(&v);
     return v;
   });
+  // Python keeps it until the native call (or the engine's handle) is done.
+  py::class_<qccl_python::DLPackBuffer>(m, "DLPackBuffer")
+      .def(py::init<const py::object&>())
+      .def_property_readonly("pointer", &qccl_python::DLPackBuffer::pointer)
+      .def_property_readonly("count", &qccl_python::DLPackBuffer::count)
+      .def_property_readonly("dtype", &qccl_python::DLPackBuffer::dtype)
+      .def_property_readonly("device_type", &qccl_python::DLPackBuffer::device_type)
+      .def("release", &qccl_python::DLPackBuffer::release);
   py::class_<Handle, std::shared_ptr<Handle>>(m, "Handle")
       .def("done", &Handle::done)
       .def("wait", &Handle::wait, py::call_guard<py::gil_scoped_release>());
   py::class_<Communicator>(m, "Communicator")
       .def(py::init<py::object, const std::map<std::string, std::string>&>())
+      .def_static("over_transport",
+                  [](const py::object& transport, const std::map<std::string, std::string>& o) {
+                    return std::make_unique<Communicator>(Communicator::OverTransport{}, transport,
+                                                          o);
+                  })
       .def("close", &Communicator::close)
       .def("rank", &Communicator::rank)
       .def("size", &Communicator::size)

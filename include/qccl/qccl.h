@@ -140,6 +140,77 @@ qcclResult_t qcclCommInitRank(qcclComm_t* comm, int nranks, qcclUniqueId commId,
  * as void* so this header does not depend on nccl.h). Collective over it. Not
  * owned: qcclCommDestroy leaves it alive, and it must outlive the qccl one. */
 qcclResult_t qcclCommInitNccl(qcclComm_t* comm, void* ncclComm, const qcclConfig_t* config);
+
+/* ---- Bring your own transport (docs/api.md "Communicators over your own
+ * transport") ---------------------------------------------------------------
+ * A communicator whose bytes move through the caller's callbacks, e.g. a
+ * framework's process group (qccl.torch.init uses torch.distributed), so no
+ * MPI is needed. Host buffers only. Every callback is collective over the
+ * `nranks` ranks, gets `ctx` first, returns qcclSuccess or any other code on
+ * failure, and completes before it returns. qccl never calls the callbacks
+ * of one ctx from two threads at once; a duplicate's ctx may be called from
+ * another thread while the original's is in use.
+ *
+ * A callback that fails makes the qccl call fail with qcclTransportError
+ * naming the operation and quoting lastError(ctx); the transport then
+ * refuses every later call (qcclInvalidUsage), since ranks may be out of
+ * step. Destroy the communicator and create a new one.
+ *
+ * Only allgatherv is required. A NULL optional callback gets a fallback
+ * built on allgatherv that gives every rank the same bits:
+ *   alltoallv             two allgathervs (every rank receives every piece:
+ *                         N times the traffic of a real all-to-all)
+ *   allreduceSum          allgatherv, then a sum in rank order
+ *   allreducePassthrough  allgatherv, then a float32 sum in rank order
+ *                         (float16/bfloat16 widened, rounded back once)
+ *   barrier               a one-byte allgatherv
+ *   duplicate             none: the engine (qcclEngineStart) cannot run
+ *   destroy, lastError    nothing is called / no error text */
+typedef struct {
+  size_t size; /* sizeof(qcclTransportOps_t), set by the initializer */
+  int rank;    /* this rank, 0 <= rank < nranks */
+  int nranks;  /* ranks in the transport, >= 1 */
+  void* ctx;   /* passed to every callback; may be NULL */
+  /* Required. Rank r's `sendBytes` bytes land at recv + recvOffsets[r];
+   * recvBytes[r] equals what rank r sends. */
+  qcclResult_t (*allgatherv)(void* ctx, const void* send, uint64_t sendBytes, void* recv,
+                             const uint64_t* recvBytes, const uint64_t* recvOffsets);
+  /* sendBytes[r] bytes at send + sendOffsets[r] go to rank r; rank r's piece
+   * for this rank lands at recv + recvOffsets[r] (recvBytes[r] bytes). */
+  qcclResult_t (*alltoallv)(void* ctx, const void* send, const uint64_t* sendBytes,
+                            const uint64_t* sendOffsets, void* recv, const uint64_t* recvBytes,
+                            const uint64_t* recvOffsets);
+  /* In-place sum of `count` doubles (statistics: a few KB at most). */
+  qcclResult_t (*allreduceSum)(void* ctx, double* values, size_t count);
+  /* Uncompressed sum of a user buffer (method none, small buffers): the
+   * framework's own allreduce, so that method none equals it bit for bit.
+   * Every rank must get the same bits. `send` may equal `recv`. */
+  qcclResult_t (*allreducePassthrough)(void* ctx, const void* send, void* recv, size_t count,
+                                       qcclDataType_t datatype);
+  qcclResult_t (*barrier)(void* ctx);
+  /* Collective: a new ctx over the same ranks (same numbering) whose
+   * messages never match this ctx's, like MPI_Comm_dup. The duplicate shares
+   * every callback; qccl destroys it with destroy(). */
+  qcclResult_t (*duplicate)(void* ctx, void** newCtx);
+  /* Called once per ctx qccl owns: the one of a successful
+   * qcclCommInitTransport when the communicator is destroyed, and every
+   * duplicate's. A failed qcclCommInitTransport never calls it: the caller
+   * still owns ctx. */
+  void (*destroy)(void* ctx);
+  /* Text of the last failed callback on ctx (copied at once; may be NULL). */
+  const char* (*lastError)(void* ctx);
+} qcclTransportOps_t;
+
+#define QCCL_TRANSPORT_OPS_INITIALIZER \
+  { sizeof(qcclTransportOps_t), 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+
+/* Creates a communicator over `ops` (collective over its nranks ranks: the
+ * configuration is agreed through allgatherv, like every qcclCommInit*).
+ * `ops` is copied. A NULL ops, a wrong ops->size, nranks < 1, a rank outside
+ * [0, nranks) or a NULL allgatherv is qcclInvalidArgument. */
+qcclResult_t qcclCommInitTransport(qcclComm_t* comm, const qcclTransportOps_t* ops,
+                                   const qcclConfig_t* config);
+
 qcclResult_t qcclCommDestroy(qcclComm_t comm);
 qcclResult_t qcclCommCount(qcclComm_t comm, int* count);
 qcclResult_t qcclCommUserRank(qcclComm_t comm, int* rank);
@@ -164,9 +235,10 @@ qcclResult_t qcclCommGetStats(qcclComm_t comm, qcclStats_t* stats);
  * (DESIGN.md §8, docs/engine.md). Tensors are enqueued by name from any
  * thread; a background cycle thread agrees with the other ranks which names
  * are ready everywhere, fuses them, runs the compressed allreduce and fires
- * the callback (on the cycle thread). While started, the engine is the only
- * user of its communicator's transport: use a second communicator for
- * direct qcclAllReduce calls from other threads. */
+ * the callback (on the cycle thread). The engine runs on its own duplicate
+ * of the communicator's transport with its own adapter, so direct
+ * qcclAllReduce calls on the same communicator keep working from another
+ * thread while it runs (docs/engine.md "Its own communicator"). */
 
 /* Called once per enqueued tensor, on the engine's cycle thread. `error` is
  * the detailed message when result != qcclSuccess (valid during the call
@@ -181,7 +253,10 @@ typedef void (*qcclEngineCallback_t)(qcclResult_t result, const char* name, cons
  * Uses the communicator's QCCL_CYCLE_TIME_MS, QCCL_FUSION_THRESHOLD,
  * QCCL_MIN_COMPRESS_BYTES, QCCL_ERROR_FEEDBACK, QCCL_TIMELINE and
  * QCCL_TIMEOUT_S (a name not submitted by every rank within it fails with
- * qcclTimeout, naming the ranks that have and have not submitted it). */
+ * qcclTimeout, naming the ranks that have and have not submitted it).
+ * Duplicates the communicator's transport: qcclInvalidUsage on every rank
+ * when it cannot (MPI initialised without MPI_THREAD_MULTIPLE, or a
+ * transport without duplicate). No direct call on `comm` may run meanwhile. */
 qcclResult_t qcclEngineStart(qcclComm_t comm);
 
 /* Stops the engine (collective): returns once every rank has asked to stop.

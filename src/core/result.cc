@@ -34,7 +34,7 @@ const char* result_name(Result code) {
     case qcclInProgress: return "qccl operation in progress";
     case qcclCorruptPayload: return "corrupt or mismatched compressed payload";
     case qcclTimeout: return "collective timed out (QCCL_TIMEOUT_S)";
-    case qcclTransportError: return "transport (MPI/NCCL) error";
+    case qcclTransportError: return "transport error (MPI, NCCL or transport callbacks)";
     default: return "unknown result code";
   }
 }

@@ -162,3 +162,140 @@ def test_distributed_optimizer_rejects_bad_named_parameters():
     other = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="parameters not in the optimizer"):
         qtorch.DistributedOptimizer(sgd, named_parameters=other.named_parameters())
+
+
+# ---- DistributedOptimizer: overlap with backward, accumulation, unused ----
+#
+# Integer weights and inputs make every gradient below a small integer, so
+# sums over passes and ranks are exact in float32 in any order, and so is
+# /2 or /4: with method none the engine's average must equal the float64
+# reference bit for bit.
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(6, 5, bias=False)
+        self.head = nn.Linear(5, 3, bias=False)
+        self.extra = nn.Linear(5, 3, bias=False)  # used only where use_extra
+
+    def forward(self, x, use_extra=True):
+        h = self.body(x)
+        return self.head(h) + self.extra(h) if use_extra else self.head(h)
+
+
+def integer_model(dtype=torch.float32):
+    torch.manual_seed(3)  # same on every rank
+    model = TwoHeads().to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-2, 3, p.shape))
+    return model
+
+
+def integer_batch(rank, index):
+    g = torch.Generator().manual_seed(500 + 1000 * rank + index)
+    return torch.randint(-4, 5, (8, 6), generator=g).float()
+
+
+def uses_extra(rank):
+    return rank != 0  # rank 0 never uses `extra`: its hook never fires there
+
+
+def reference_average_grads(passes, n):
+    """float64 average over ranks of each rank's gradients summed over
+    `passes` backward passes, every rank's passes replayed here."""
+    total = None
+    for rank in range(n):
+        model = integer_model(torch.float64)
+        for i in range(passes):
+            model(integer_batch(rank, i).double(), uses_extra(rank)).sum().backward()
+        grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p))
+                 for name, p in model.named_parameters()}
+        total = grads if total is None else {k: total[k] + grads[k] for k in total}
+    return {k: v / n for k, v in total.items()}
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+def test_distributed_optimizer_none_averages_gradients_exactly(comm_none, passes):
+    r, n = world()
+    model = integer_model()
+    opt = qtorch.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.25),
+                                      named_parameters=model.named_parameters(),
+                                      communicator=comm_none, backward_passes_per_step=passes)
+    for i in range(passes):
+        model(integer_batch(r, i), uses_extra(r)).sum().backward()
+    opt.synchronize()
+    expected = reference_average_grads(passes, n)
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name  # `extra` on rank 0 too
+        assert torch.equal(p.grad.double(), expected[name]), name
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    opt.step()  # no second reduction after synchronize()
+    for name, p in model.named_parameters():
+        assert torch.equal(p.detach().double(), before[name].double() - 0.25 * expected[name])
+    assert same_on_every_rank(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    opt.close()
+
+
+def test_distributed_optimizer_enqueues_each_gradient_during_backward(comm_none):
+    model = make_model()  # Linear(20, 64) -> ReLU -> Linear(64, 10)
+    opt = qtorch.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1),
+                                      named_parameters=model.named_parameters(),
+                                      communicator=comm_none)
+    events = []
+    enqueue = comm_none.enqueue_allreduce
+
+    def recording_enqueue(name, buf, **kwargs):
+        events.append(name)
+        return enqueue(name, buf, **kwargs)
+
+    comm_none.enqueue_allreduce = recording_enqueue
+    try:
+        for step in range(2):
+            events.clear()
+            x, y = rank_batch(step)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            during_backward = list(events)
+            opt.step()
+            # Every gradient was enqueued by its hook before backward()
+            # returned, the last layer's first (autograd reaches it first),
+            # and step() only waited.
+            assert sorted(during_backward) == sorted(n for n, _ in model.named_parameters())
+            assert during_backward.index("2.weight") < during_backward.index("0.weight")
+            assert events == during_backward
+    finally:
+        del comm_none.enqueue_allreduce
+        opt.close()
+    assert same_on_every_rank(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+
+
+def test_distributed_optimizer_refuses_races_with_its_reductions(comm_none):
+    r, _ = world()
+    model = integer_model()
+    opt = qtorch.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.25),
+                                      named_parameters=model.named_parameters(),
+                                      communicator=comm_none)
+    model(integer_batch(r, 0), uses_extra(r)).sum().backward()
+    with pytest.raises(RuntimeError, match="zero_grad.*while gradients are being averaged"):
+        opt.zero_grad()
+    with pytest.raises(RuntimeError, match="arrived after backward_passes_per_step=1"):
+        model(integer_batch(r, 1), uses_extra(r)).sum().backward()
+    opt.synchronize()  # drains the first pass on every rank
+    # Neither refusal touched a gradient: exactly the first pass's average.
+    expected = reference_average_grads(1, world()[1])
+    for name, p in model.named_parameters():
+        assert torch.equal(p.grad.double(), expected[name]), name
+    with pytest.raises(ValueError, match="takes no closure"):
+        opt.step(lambda: 0.0)
+    opt.zero_grad()
+    opt.close()
+
+
+def test_distributed_optimizer_rejects_bad_backward_passes_per_step():
+    model = make_model()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="backward_passes_per_step must be an integer >= 1"):
+            qtorch.DistributedOptimizer(sgd, named_parameters=model.named_parameters(),
+                                        backward_passes_per_step=bad)

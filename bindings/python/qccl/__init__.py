@@ -5,9 +5,10 @@
     qccl.allreduce(array_or_tensor, op="avg")   # in place
     qccl.stats()
 
-Buffers: numpy arrays (and anything with __array_interface__) and torch CPU
-tensors, contiguous, float32 / float16 / bfloat16. Device (CUDA) buffers
-need the CUDA build and are refused here with a clear error.
+Buffers: numpy arrays (and anything with __array_interface__), torch CPU
+tensors and any object speaking DLPack (__dlpack__ + __dlpack_device__:
+CuPy, JAX, ...), contiguous, float32 / float16 / bfloat16. Device (CUDA)
+buffers need the CUDA build and are refused here with a clear error.
 """
 import atexit
 import weakref
@@ -37,17 +38,52 @@ def _dtype_code(dtype_name):
     return codes[dtype_name]
 
 
+_DLPACK_DEVICE_CUDA = 2
+_DLPACK_DEVICE_ROCM = 10
+
+
+def _speaks_dlpack(buf):
+    return hasattr(buf, "__dlpack__") and hasattr(buf, "__dlpack_device__")
+
+
+def _dlpack_buffer(buf):
+    """The native DLPackBuffer of `buf` (owns the capsule's tensor until
+    release()). Asks for a versioned (DLPack 1.0) capsule, which can say
+    read-only or copied, and falls back to the legacy call."""
+    device_type, _ = buf.__dlpack_device__()
+    # Device memory: qccl's calls run on the legacy default stream (1).
+    kwargs = {"stream": 1} if device_type in (_DLPACK_DEVICE_CUDA, _DLPACK_DEVICE_ROCM) else {}
+    try:
+        try:
+            capsule = buf.__dlpack__(max_version=(1, 0), **kwargs)
+        except TypeError:  # producers before DLPack 1.0 take no max_version
+            capsule = buf.__dlpack__(**kwargs)
+    except BufferError as e:  # e.g. numpy refuses read-only arrays
+        raise ValueError(f"the {type(buf).__name__} cannot be exported through DLPack: {e} "
+                         f"(qccl reduces in place: the buffer must be writable)") from e
+    return _qccl.DLPackBuffer(capsule)
+
+
 def _describe(buf):
-    """(pointer, element count, dtype code) of a writable contiguous host buffer."""
-    if hasattr(buf, "__cuda_array_interface__") or (
-            hasattr(buf, "is_cuda") and getattr(buf, "is_cuda")):
+    """(pointer, element count, dtype code, owner) of a writable contiguous
+    buffer. `owner` is None or a DLPack buffer to keep alive while the
+    pointer is in use and release() after (_released)."""
+    is_torch = hasattr(buf, "data_ptr") and hasattr(buf, "is_contiguous")
+    on_device = hasattr(buf, "__cuda_array_interface__") or (
+        hasattr(buf, "is_cuda") and getattr(buf, "is_cuda"))
+    if _speaks_dlpack(buf) and (on_device or not (is_torch or hasattr(buf, "__array_interface__"))):
+        # CuPy, JAX, torch CUDA tensors and other producers; the native side
+        # refuses device memory in builds without CUDA.
+        owner = _dlpack_buffer(buf)
+        return owner.pointer, owner.count, owner.dtype, owner
+    if on_device:
         raise ValueError("this qccl build supports host (CPU) buffers only; "
                          "device tensors need the CUDA build")
-    if hasattr(buf, "data_ptr") and hasattr(buf, "is_contiguous"):  # torch.Tensor
+    if is_torch:
         if not buf.is_contiguous():
             raise ValueError("the torch tensor must be contiguous (call .contiguous())")
         name = str(buf.dtype).replace("torch.", "")
-        return buf.data_ptr(), buf.numel(), _dtype_code(name)
+        return buf.data_ptr(), buf.numel(), _dtype_code(name), None
     if hasattr(buf, "__array_interface__"):
         ai = buf.__array_interface__
         if ai.get("strides") is not None:
@@ -62,9 +98,45 @@ def _describe(buf):
         count = 1
         for d in ai["shape"]:
             count *= d
-        return ptr, count, _dtype_code(names[typestr])
+        return ptr, count, _dtype_code(names[typestr]), None
     raise TypeError(f"qccl needs a numpy array, a torch tensor or an object with "
-                    f"__array_interface__, got {type(buf).__name__}")
+                    f"__array_interface__ or __dlpack__, got {type(buf).__name__}")
+
+
+class _released:
+    """`with _released(owner):` releases a DLPack owner (if any) at exit."""
+
+    def __init__(self, *owners):
+        self._owners = owners
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for owner in self._owners:
+            if owner is not None:
+                owner.release()
+        return False
+
+
+class EngineHandle:
+    """Completion of an enqueued tensor: wait() (raises qccl.QcclError on
+    failure) and done(). Holds the buffer's DLPack export until wait()."""
+
+    def __init__(self, native, owner):
+        self._native = native
+        self._owner = owner
+
+    def done(self):
+        return self._native.done()
+
+    def wait(self):
+        try:
+            self._native.wait()
+        finally:
+            if self._owner is not None:
+                self._owner.release()
+                self._owner = None
 
 
 def _op_code(op):
@@ -73,20 +145,39 @@ def _op_code(op):
     return _OPS[op]
 
 
+def _string_options(options):
+    """Keyword options as the strings the QCCL_* variables take (None: unset)."""
+    opts = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        opts[key] = str(value)
+    return opts
+
+
 class Communicator:
-    """A qccl communicator over an MPI communicator; keyword options are the
-    QCCL_* settings in lower case (method="trn", bits=2, bucket_size=512, ...)."""
+    """A qccl communicator over an MPI communicator (or, through
+    from_transport, over a Python transport such as qccl.torch's process
+    groups); keyword options are the QCCL_* settings in lower case
+    (method="trn", bits=2, bucket_size=512, ...)."""
 
     def __init__(self, comm=None, **options):
-        opts = {}
-        for key, value in options.items():
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                value = int(value)
-            opts[key] = str(value)
-        self._native = _qccl.Communicator(comm, opts)
+        self._native = _qccl.Communicator(comm, _string_options(options))
         _live.add(self)
+
+    @classmethod
+    def from_transport(cls, transport, **options):
+        """A communicator whose bytes move through `transport`, an object with
+        `rank`, `size` and allgatherv(send, recv, recv_bytes, recv_offsets)
+        and optionally alltoallv, allreduce_sum, allreduce_passthrough,
+        barrier and duplicate (docs/python.md "Bring your own transport").
+        Collective over the transport's ranks; needs no MPI."""
+        self = cls.__new__(cls)
+        self._native = _qccl.Communicator.over_transport(transport, _string_options(options))
+        _live.add(self)
+        return self
 
     def rank(self):
         return self._native.rank()
@@ -97,26 +188,32 @@ class Communicator:
     def allreduce(self, buf, op="sum"):
         """In-place allreduce of `buf`; returns `buf`."""
         code = _op_code(op)
-        ptr, count, dtype = _describe(buf)
-        self._native.allreduce(ptr, ptr, count, dtype, code)
+        ptr, count, dtype, owner = _describe(buf)
+        with _released(owner):
+            self._native.allreduce(ptr, ptr, count, dtype, code)
         return buf
 
     def allgather(self, buf, out=None):
         """Gathers `buf` from every rank: returns (or fills) an array/tensor of
         shape (size, *buf.shape), rank-major."""
-        ptr, count, dtype = _describe(buf)
-        if out is None:
-            n = self.size()
-            if hasattr(buf, "new_empty"):
-                out = buf.new_empty((n,) + tuple(buf.shape))
-            else:
-                import numpy as np
-                out = np.empty((n,) + tuple(buf.shape), dtype=buf.dtype)
-        optr, ocount, odtype = _describe(out)
-        if odtype != dtype or ocount != count * self.size():
-            raise ValueError(f"out must hold size()*{count} elements of the same dtype, "
-                             f"got {ocount}")
-        self._native.allgather(ptr, optr, count, dtype)
+        ptr, count, dtype, owner = _describe(buf)
+        with _released(owner):
+            if out is None:
+                if owner is not None:
+                    raise ValueError("allgather of a DLPack buffer needs `out` (a buffer of "
+                                     "size() * its elements)")
+                n = self.size()
+                if hasattr(buf, "new_empty"):
+                    out = buf.new_empty((n,) + tuple(buf.shape))
+                else:
+                    import numpy as np
+                    out = np.empty((n,) + tuple(buf.shape), dtype=buf.dtype)
+            optr, ocount, odtype, oowner = _describe(out)
+            with _released(oowner):
+                if odtype != dtype or ocount != count * self.size():
+                    raise ValueError(f"out must hold size()*{count} elements of the same "
+                                     f"dtype, got {ocount}")
+                self._native.allgather(ptr, optr, count, dtype)
         return out
 
     def stats(self, engine=False):
@@ -129,7 +226,8 @@ class Communicator:
         self._native.set_learning_rate(float(lr))
 
     def start_engine(self):
-        """Collective: starts the background engine (its own communicator)."""
+        """Collective: starts the background engine, on its own duplicate of
+        this communicator's transport, so direct calls keep working."""
         self._native.start_engine()
 
     def stop_engine(self):
@@ -141,8 +239,14 @@ class Communicator:
         if not isinstance(name, str) or not name:
             raise ValueError("name must be a non-empty string")
         code = _op_code(op)
-        ptr, count, dtype = _describe(buf)
-        return self._native.enqueue(name, ptr, count, dtype, code, not compress)
+        ptr, count, dtype, owner = _describe(buf)
+        try:
+            native = self._native.enqueue(name, ptr, count, dtype, code, not compress)
+        except BaseException:
+            if owner is not None:
+                owner.release()
+            raise
+        return EngineHandle(native, owner)
 
     def close(self):
         self._native.close()
@@ -156,6 +260,15 @@ def init(comm=None, **options):
         raise QcclError("qccl.init() was already called; call qccl.shutdown() first")
     _default = Communicator(comm, **options)
     return _default
+
+
+def _set_default(comm):
+    """Makes `comm` the default communicator (qccl.torch.init)."""
+    global _default
+    if _default is not None:
+        raise QcclError("qccl.init() was already called; call qccl.shutdown() first")
+    _default = comm
+    return comm
 
 
 def shutdown():
