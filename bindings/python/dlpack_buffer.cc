@@ -3,6 +3,9 @@
 #include <string>
 
 #include "qccl/qccl.h"
+#ifdef QCCL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace py = pybind11;
 
@@ -48,12 +51,32 @@ std::string device_name(int32_t type) {
   }
 }
 
+#ifdef QCCL_HAVE_CUDA
+// What the CUDA runtime says `p` is: a producer labelling host memory as
+// kDLCUDA (or a machine without a device) must not reach qcclAllReduce,
+// which decides host or device from the pointer itself.
+bool is_cuda_device_memory(const void* p) {
+  cudaPointerAttributes attributes;
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+}
+#endif
+
 // Host memory always; CUDA memory only where qcclAllReduce can take it.
-void check_device(const DLDevice& device) {
+void check_device(const DLDevice& device, const void* data) {
   if (device.device_type == kDLCPU || device.device_type == kDLCUDAHost) return;
 #ifdef QCCL_HAVE_CUDA
-  if (device.device_type == kDLCUDA) return;
+  if (device.device_type == kDLCUDA) {
+    if (is_cuda_device_memory(data)) return;
+    throw py::value_error(
+        "the DLPack buffer says it is CUDA device memory, but the CUDA runtime does not know "
+        "its pointer as device memory (no CUDA device here, or another process's memory)");
+  }
 #else
+  (void)data;
   if (device.device_type == kDLCUDA)
     throw py::value_error(
         "the DLPack buffer is CUDA device memory; device buffers need the CUDA build of qccl "
@@ -119,7 +142,7 @@ DLPackBuffer::DLPackBuffer(const py::object& capsule) {
 }
 
 void DLPackBuffer::describe(const DLTensor& t, uint64_t flags) {
-  check_device(t.device);
+  check_device(t.device, static_cast<const char*>(t.data) + t.byte_offset);
   dtype_ = qccl_dtype(t.dtype);
   if (t.ndim < 0 || (t.ndim > 0 && t.shape == nullptr))
     throw py::value_error("the DLPack tensor has no valid shape (ndim " + std::to_string(t.ndim) +
