@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import qccl
 import qccl.torch as qtorch
+from ddp_helpers import make_model, rank_batch, same_on_every_rank, train, world
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,10 +28,6 @@ def comm_none():
     c = qccl.Communicator(method="none", timeout_s=60)
     yield c
     c.close()
-
-
-def world():
-    return dist.get_rank(), dist.get_world_size()
 
 
 def test_allreduce_numpy_and_torch_sum_and_avg_exact(comm_none):
@@ -81,33 +78,6 @@ def test_bad_arguments_raise_clear_exceptions(comm_none):
         qtorch.ddp_comm_hook("not a communicator", None)
     with pytest.raises(TypeError, match="torch.optim.Optimizer"):
         qtorch.DistributedOptimizer("sgd", named_parameters=[])
-
-
-def make_model():
-    torch.manual_seed(0)  # same initial model on every rank
-    return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
-
-
-def rank_batch(step):
-    r, _ = world()
-    g = torch.Generator().manual_seed(1000 * r + step)
-    return torch.randn(32, 20, generator=g), torch.randint(0, 10, (32,), generator=g)
-
-
-def train(model, steps=4, optimizer=None):
-    opt = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)
-    for step in range(steps):
-        x, y = rank_batch(step)
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
-def same_on_every_rank(flat):
-    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, flat)
-    return all(torch.equal(gathered[0], g) for g in gathered)
 
 
 def test_hook_with_method_none_reproduces_plain_ddp(comm_none):

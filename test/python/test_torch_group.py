@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import qccl
 import qccl.torch as qtorch
+from ddp_helpers import make_model, same_on_every_rank, train, world
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,10 +31,6 @@ def default_none():
     qccl.shutdown()
 
 
-def world():
-    return dist.get_rank(), dist.get_world_size()
-
-
 def rank_tensor(count, dtype=torch.float32, seed=0):
     """Values of this rank spread over 2^-8..2^8, so that the order in which
     ranks are added shows in the bits."""
@@ -42,13 +38,6 @@ def rank_tensor(count, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(100 * r + seed)
     scale = torch.pow(2.0, torch.randint(-8, 9, (count,), generator=g).float())
     return (torch.randn(count, generator=g) * scale).to(dtype)
-
-
-def same_on_every_rank(t, group=None):
-    n = dist.get_world_size(group)
-    gathered = [torch.empty_like(t) for _ in range(n)]
-    dist.all_gather(gathered, t, group=group)
-    return all(torch.equal(gathered[0], g) for g in gathered)
 
 
 def test_init_sets_the_default_communicator_over_the_group(default_none):
@@ -123,27 +112,6 @@ def test_communicator_over_a_subgroup():
         with pytest.raises(qccl.QcclError, match="new_group must be called by every process"):
             comm.start_engine()
     comm.close()
-
-
-def make_model():
-    torch.manual_seed(0)  # same initial model on every rank
-    return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
-
-
-def rank_batch(step):
-    r, _ = world()
-    g = torch.Generator().manual_seed(1000 * r + step)
-    return torch.randn(32, 20, generator=g), torch.randint(0, 10, (32,), generator=g)
-
-
-def train(model, steps=4, optimizer=None):
-    opt = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)
-    for step in range(steps):
-        x, y = rank_batch(step)
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
 def test_ddp_hook_with_method_none_reproduces_plain_ddp_exactly(default_none):
