@@ -372,9 +372,14 @@ struct PaddedTable {
 
 // Unpacks and scales one bucket: out[i] (+)= norm * table[symbol i].
 // Returns the largest symbol seen (checked against the table by the caller).
+// The products norm * table[s] are formed once per bucket (at most 2^bits
+// of them, the same rounded products the per-element form gives), so the
+// inner loop is a table gather and an add.
 template <bool kAccumulate>
 QCCL_SIMD_CLONES uint32_t decode_bucket(const uint32_t* words, int bits, uint64_t n, float norm,
                                         const float* table, float* out) {
+  float scaled[QCCL_MAX_LEVELS];
+  for (int s = 0; s < (1 << bits); ++s) scaled[s] = norm == 0.0f ? 0.0f : mul_rn(norm, table[s]);
   uint32_t max_symbol = 0;
   uint32_t sym[kGroupSize];
   for (uint64_t g = 0; g * kGroupSize < n; ++g) {
@@ -386,7 +391,7 @@ QCCL_SIMD_CLONES uint32_t decode_bucket(const uint32_t* words, int bits, uint64_
     float* o = out + g * kGroupSize;
     for (uint64_t i = 0; i < width; ++i) {
       max_symbol = sym[i] > max_symbol ? sym[i] : max_symbol;
-      const float x = norm == 0.0f ? 0.0f : mul_rn(norm, table[sym[i]]);
+      const float x = scaled[sym[i]];
       o[i] = kAccumulate ? o[i] + x : x;
     }
   }
