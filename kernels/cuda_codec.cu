@@ -292,31 +292,16 @@ Result CudaCodec::decode_accumulate_device(const void* const* payloads, const ui
 
 namespace {
 
-// The layout every uniform payload must have, from the caller's header:
-// the same consistency rules as validate_payload, applied to `expected`.
+// The layout every uniform payload must have, from the caller's header
+// (the same consistency rules validate_payload applies to a received one).
 Result uniform_layout(const PayloadHeader& h, kernels::DecodeSource* out) {
-  if (h.magic != kPayloadMagic || h.version != kPayloadVersion || h.method >= kNumMethods)
-    return fail(qcclInvalidArgument, "decode: the expected header is not a payload header");
-  const Method method = static_cast<Method>(h.method);
+  QuantLayout layout{};
+  QCCL_CHECK(check_payload_header(h, h.total_bytes, qcclInvalidArgument, "decode: expected header",
+                                  &layout));
   *out = kernels::DecodeSource{};
   out->bits = h.bits;
   out->method = h.method;
-  if (!is_quantizing(method)) {  // a cast: bits is the element width (16 or 32)
-    if ((h.bits != 16 && h.bits != 32) || h.table_size != 0 ||
-        cast_payload_bytes(h.count, h.bits / 8) != h.total_bytes)
-      return fail(qcclInvalidArgument, "decode: inconsistent expected {} header",
-                  method_name(method));
-    return qcclSuccess;
-  }
-  if (h.bits < 1 || h.bits > 8 || h.table_size < 2 || h.table_size > (1u << h.bits) ||
-      h.bucket_size < kGroupSize || h.bucket_size % kGroupSize != 0)
-    return fail(qcclInvalidArgument,
-                "decode: expected header has bad parameters (bits {}, table size {}, bucket {})",
-                h.bits, h.table_size, h.bucket_size);
-  const QuantLayout layout = quant_layout(h.count, h.bucket_size, h.bits, h.table_size);
-  if (layout.total_bytes != h.total_bytes)
-    return fail(qcclInvalidArgument, "decode: expected header says {} bytes, its layout needs {}",
-                h.total_bytes, layout.total_bytes);
+  if (!is_quantizing(static_cast<Method>(h.method))) return qcclSuccess;  // a cast
   out->norms_offset = layout.norms_offset;
   out->symbols_offset = layout.symbols_offset;
   out->bucket_size = h.bucket_size;

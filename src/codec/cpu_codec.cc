@@ -297,6 +297,38 @@ Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& 
   return qcclSuccess;
 }
 
+Result check_payload_header(const PayloadHeader& h, uint64_t bytes, Result code, const char* what,
+                            QuantLayout* layout) {
+  if (h.magic != kPayloadMagic)
+    return fail(code, "{}: bad magic 0x{:08x} (expected 0x{:08x})", what, h.magic, kPayloadMagic);
+  if (h.version != kPayloadVersion)
+    return fail(code, "{}: format version {} not supported (this build reads {})", what, h.version,
+                kPayloadVersion);
+  if (h.method >= kNumMethods) return fail(code, "{}: unknown method {}", what, h.method);
+  if (h.total_bytes != bytes)
+    return fail(code, "{}: header says {} bytes, received {}", what, h.total_bytes, bytes);
+  const Method method = static_cast<Method>(h.method);
+  if (is_cast(method)) {
+    const int width = cast_bytes(method);
+    if (h.bits != 8 * width || h.table_size != 0 || h.count > bytes ||
+        cast_payload_bytes(h.count, width) != bytes)
+      return fail(code, "{}: inconsistent {} cast payload ({} elements, {} bytes)", what,
+                  method_name(method), h.count, bytes);
+    return qcclSuccess;
+  }
+  if (h.bits < 1 || h.bits > 8 || h.table_size < 2 || h.table_size > (1u << h.bits) ||
+      h.bucket_size < kGroupSize || h.bucket_size % kGroupSize != 0 || h.norm > 1)
+    return fail(code, "{}: bad parameters (bits {}, table size {}, bucket size {}, norm {})", what,
+                h.bits, h.table_size, h.bucket_size, h.norm);
+  // Guard the layout arithmetic against absurd counts before computing it.
+  if (h.count / 8 > bytes)
+    return fail(code, "{}: {} elements cannot fit in {} bytes", what, h.count, bytes);
+  *layout = quant_layout(h.count, h.bucket_size, h.bits, h.table_size);
+  if (layout->total_bytes != bytes)
+    return fail(code, "{}: layout needs {} bytes, received {}", what, layout->total_bytes, bytes);
+  return qcclSuccess;
+}
+
 Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_count,
                         PayloadView* view) {
   if (payload == nullptr) return fail(qcclInvalidArgument, "payload: null pointer");
@@ -306,47 +338,18 @@ Result validate_payload(const void* payload, uint64_t bytes, uint64_t expected_c
   const unsigned char* p = static_cast<const unsigned char*>(payload);
   PayloadHeader h;
   std::memcpy(&h, p, sizeof h);
-  if (h.magic != kPayloadMagic)
-    return fail(qcclCorruptPayload, "payload: bad magic 0x{:08x} (expected 0x{:08x})", h.magic,
-                kPayloadMagic);
-  if (h.version != kPayloadVersion)
-    return fail(qcclCorruptPayload,
-                "payload: format version {} not supported (this build reads {})", h.version,
-                kPayloadVersion);
-  if (h.method >= kNumMethods)
-    return fail(qcclCorruptPayload, "payload: unknown method {}", h.method);
-  if (h.total_bytes != bytes)
-    return fail(qcclCorruptPayload, "payload: header says {} bytes, received {}", h.total_bytes,
-                bytes);
+  QuantLayout layout{};
+  QCCL_CHECK(check_payload_header(h, bytes, qcclCorruptPayload, "payload", &layout));
   if (expected_count != std::numeric_limits<uint64_t>::max() && h.count != expected_count)
     return fail(qcclCorruptPayload, "payload: carries {} elements, expected {}", h.count,
                 expected_count);
-  const Method method = static_cast<Method>(h.method);
   view->header = h;
-  if (is_cast(method)) {
-    const int width = cast_bytes(method);
-    if (h.bits != 8 * width || h.table_size != 0 || h.count > bytes ||
-        cast_payload_bytes(h.count, width) != bytes)
-      return fail(qcclCorruptPayload,
-                  "payload: inconsistent {} cast payload ({} elements, {} bytes)",
-                  method_name(method), h.count, bytes);
+  if (is_cast(static_cast<Method>(h.method))) {
     if (payload_checksum(h, nullptr) != h.checksum)
       return fail(qcclCorruptPayload, "payload: header checksum mismatch");
     view->body = p + sizeof(PayloadHeader);
     return qcclSuccess;
   }
-  if (h.bits < 1 || h.bits > 8 || h.table_size < 2 || h.table_size > (1u << h.bits) ||
-      h.bucket_size < kGroupSize || h.bucket_size % kGroupSize != 0 || h.norm > 1)
-    return fail(qcclCorruptPayload,
-                "payload: bad parameters (bits {}, table size {}, bucket size {}, norm {})", h.bits,
-                h.table_size, h.bucket_size, h.norm);
-  // Guard the layout arithmetic against absurd counts before computing it.
-  if (h.count / 8 > bytes)
-    return fail(qcclCorruptPayload, "payload: {} elements cannot fit in {} bytes", h.count, bytes);
-  const QuantLayout layout = quant_layout(h.count, h.bucket_size, h.bits, h.table_size);
-  if (layout.total_bytes != bytes)
-    return fail(qcclCorruptPayload, "payload: layout needs {} bytes, received {}",
-                layout.total_bytes, bytes);
   const float* table = reinterpret_cast<const float*>(p + layout.table_offset);
   if (payload_checksum(h, table) != h.checksum)
     return fail(qcclCorruptPayload, "payload: header/table checksum mismatch");

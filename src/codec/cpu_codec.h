@@ -64,6 +64,15 @@ struct PayloadView {
   const unsigned char* body = nullptr;  // casts
 };
 
+// The header's own consistency, without reading the payload: known format
+// and method, parameters in range, and a layout of exactly `bytes` (filled
+// in `layout` for quantising methods). Failures return `code` with messages
+// that start with `what`: qcclCorruptPayload for a received payload
+// (validate_payload), qcclInvalidArgument for a caller's expected header
+// (CudaCodec::decode_accumulate_uniform_device).
+Result check_payload_header(const PayloadHeader& header, uint64_t bytes, Result code,
+                            const char* what, QuantLayout* layout);
+
 // Checks magic, version, sizes, checksum and table. `expected_count` is the
 // element count the caller expects (UINT64_MAX: any). Never reads outside
 // [payload, payload + bytes).
