@@ -2,7 +2,7 @@
 // kernel_dispatch.cuh): each switch below names every variant that exists.
 #include <algorithm>
 
-#include "cuda_check.cuh"
+#include "core/cuda_check.h"
 #include "decode_kernel.cuh"
 #include "encode_kernel.cuh"
 #include "kernel_dispatch.cuh"

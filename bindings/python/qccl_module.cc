@@ -64,6 +64,7 @@ const std::map<std::string, const char * qcclConfig_t::*>& config_fields() {
       {"timeline", &qcclConfig_t::timeline},
       {"debug", &qcclConfig_t::debug},
       {"timeout_s", &qcclConfig_t::timeoutS},
+      {"compress_one_rank", &qcclConfig_t::compressOneRank},
   };
   return fields;
 }

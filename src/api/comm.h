@@ -10,21 +10,14 @@
 #include "core/config.h"
 #include "transport/transport.h"
 
-namespace qccl {
-struct DeviceState;
-}
-
 struct qcclComm {
   static constexpr uint64_t kAlive = 0x71636c6c636f6d6dull;  // "qcllcomm"
   uint64_t magic = kAlive;  // cleared by qcclCommDestroy: catches double destroy
   qccl::Config config;
   std::unique_ptr<qccl::Transport> transport;
   std::unique_ptr<qccl::Adapter> adapter;
+  // Host and device buffers alike (collective/collectives.h).
   std::unique_ptr<qccl::Collectives> collectives;
-  // CUDA builds: codec, device workspace and staging for device buffers
-  // (collective/device_collectives.h); created with an NCCL transport or on
-  // the first device-buffer call. shared_ptr: DeviceState is incomplete here.
-  std::shared_ptr<qccl::DeviceState> device;
   std::string last_error;
 };
 

@@ -146,10 +146,6 @@ qcclResult_t qcclEngineGetStats(qcclComm_t comm, qcclStats_t* stats) {
     if (stats == nullptr) return qccl::fail(qcclInvalidArgument, "stats is NULL");
     const qccl::EngineCounters e = engine->counters();
     qccl::fill_stats(e.collective, comm->config, e.step, stats);
-    // Uncompressed groups bypass the collective layer's counters.
-    stats->calls += e.uncompressed_calls;
-    stats->inputBytes += e.uncompressed_input_bytes;
-    stats->wireBytes += e.uncompressed_wire_bytes;
     return qcclSuccess;
   });
 }

@@ -1,7 +1,10 @@
-// The CUDA codec (kernels/): the same payloads as the CPU reference codec
-// (cpu_codec.h) for the same input, table and draw key (DESIGN.md §5,
-// promise 2), for buffers in device memory. Host C++ interface: includable
-// from .cc files without the CUDA headers. See docs/gpu.md.
+// The CUDA codec (cuda_codec.cu, kernels in kernels/): the same payloads as
+// the CPU reference codec (cpu_codec.h) for the same input, table and draw
+// key (docs/design.md §5.2), for buffers in device memory. It implements
+// the Codec face (codec.h) that the collective layer runs on; the
+// *_device methods below are its lower-level form, with the stream
+// explicit. Host C++ interface: includable from .cc files without the CUDA
+// headers. See docs/gpu.md.
 //
 // Stream-ordered like NCCL: work is enqueued on `stream` and the call returns
 // before it runs, except where noted (statistics, host-side payload
@@ -14,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "codec/codec.h"
 #include "codec/cpu_codec.h"
 #include "core/method.h"
 #include "core/result.h"
@@ -36,12 +40,45 @@ bool cuda_device_available(std::string* why = nullptr);
 // depending on the layers above it.
 bool is_device_pointer(const void* p);
 
-class CudaCodec {
+class CudaCodec final : public Codec {
  public:
   CudaCodec();
-  ~CudaCodec();
+  ~CudaCodec() override;
   CudaCodec(const CudaCodec&) = delete;
   CudaCodec& operator=(const CudaCodec&) = delete;
+
+  // ---- the Codec face, on the stream given to set_stream ----------------------
+  const char* name() const override { return "cuda"; }
+  bool on_device() const override { return true; }
+  bool owns(const void* p) const override { return is_device_pointer(p); }
+  void set_stream(void* stream) override { stream_ = static_cast<cudaStream_t>(stream); }
+  Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& spec, void* out,
+                uint64_t capacity, EncodeStats* stats) override {
+    return encode_device(in, dtype, count, spec, out, capacity, stream_, stats);
+  }
+  Result decode_sum(const void* payloads, uint64_t stride, int n, const PayloadHeader& expected,
+                    float* out, bool accumulate, int* failed) override {
+    *failed = -1;  // checked on the device: reported by take_deferred_error
+    return decode_accumulate_uniform_device(payloads, stride, n, expected, out, stream_,
+                                            accumulate);
+  }
+  Result scale(float* x, uint64_t count, float factor) override;
+  Result cast_from_float(const float* in, uint64_t count, DataType dtype, void* out) override {
+    return cast_from_float_device(in, count, dtype, out, stream_);
+  }
+  Result cast_to_float(const void* in, uint64_t count, DataType dtype, float* out) override {
+    return cast_to_float_device(in, count, dtype, out, stream_);
+  }
+  Result sum_of_squares(const void* in, DataType dtype, uint64_t count, double* out) override;
+  Result take_deferred_error() override;
+  Result allocate(uint64_t bytes, void** out) override;
+  void release(void* p) override;
+  Result copy_to_host(void* host, const void* src, uint64_t bytes) override;
+  Result copy_from_host(void* dst, const void* host, uint64_t bytes) override;
+  Result copy(void* dst, const void* src, uint64_t bytes) override;
+  Result synchronize() override;
+
+  // ---- the lower-level form ------------------------------------------------------
 
   // Encodes `count` elements of `dtype` at device pointer `in` into the
   // device buffer `out_device` (capacity bytes; payload_bytes(spec, count)
@@ -94,6 +131,7 @@ class CudaCodec {
  private:
   struct Workspace;
   std::unique_ptr<Workspace> workspace_;
+  cudaStream_t stream_ = nullptr;
 };
 
 }  // namespace qccl

@@ -44,15 +44,15 @@ Result report_difference(int r, const CallDescriptor& theirs, const CallDescript
 }  // namespace
 
 Result agree_on_call(CollectiveContext& ctx, const CallDescriptor& mine) {
-  const int n = ctx.transport.size();
+  const int n = ctx.transport->size();
   if (n == 1) return qcclSuccess;
-  Workspace& ws = ctx.workspace;
+  HostTables& t = ctx.tables;
   const uint64_t bytes = sizeof(CallDescriptor);
-  unsigned char* all = grow(&ws.descriptors, n * bytes);
-  uint64_t* sizes = grow(&ws.sizes, n);
-  uint64_t* offsets = grow(&ws.offsets, n);
+  unsigned char* all = ensure_size(&t.descriptors, n * bytes);
+  uint64_t* sizes = ensure_size(&t.sizes, n);
+  uint64_t* offsets = ensure_size(&t.offsets, n);
   for (int r = 0; r < n; ++r) sizes[r] = bytes, offsets[r] = r * bytes;
-  QCCL_CHECK(ctx.transport.allgatherv(&mine, bytes, all, sizes, offsets));
+  QCCL_CHECK(ctx.transport->allgatherv(&mine, bytes, all, sizes, offsets));
   for (int r = 0; r < n; ++r) {
     CallDescriptor theirs;
     std::memcpy(&theirs, all + r * bytes, bytes);

@@ -1,4 +1,4 @@
-// Cheap cross-rank agreement on a collective call (DESIGN.md §2): before any
+// Cheap cross-rank agreement on a collective call (docs/design.md §2): before any
 // payload moves, ranks allgather a 32-byte descriptor of the call (kind,
 // count, dtype, op, method, bucket size, call number). A rank whose
 // descriptor differs makes every rank return qcclInvalidUsage naming the
@@ -8,11 +8,10 @@
 
 #include <cstdint>
 
+#include "collective/algorithm.h"
 #include "collective/collective_context.h"
 
 namespace qccl {
-
-enum class CollectiveKind : uint8_t { kAllReduce = 1, kAllGather = 2 };
 
 struct CallDescriptor {
   uint64_t count = 0;

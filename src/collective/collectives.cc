@@ -1,7 +1,6 @@
 #include "collective/collectives.h"
 
-#include <cstring>
-
+#include "codec/host_codec.h"
 #include "collective/call_agreement.h"
 #include "collective/compressed_step.h"
 
@@ -22,12 +21,25 @@ Algo choose_compressed_algo(const Config& config, int nranks, uint64_t count) {
   return balanced && nranks >= sra_from ? Algo::kSra : Algo::kAllgather;
 }
 
-std::vector<std::unique_ptr<AllreduceAlgorithm>> make_allreduce_algorithms() {
-  std::vector<std::unique_ptr<AllreduceAlgorithm>> v;
+std::vector<std::unique_ptr<CollectiveAlgorithm>> make_algorithms() {
+  std::vector<std::unique_ptr<CollectiveAlgorithm>> v;
   v.push_back(make_passthrough());
-  v.push_back(make_allgather_allreduce());
+  v.push_back(make_allgather_algorithm());
   v.push_back(make_scatter_reduce_allgather());
   return v;
+}
+
+Collectives::Collectives(const Config& config, Transport& transport, Adapter& adapter)
+    : ctx_(config, transport, adapter), algorithms_(make_algorithms()),
+      host_workspace_(host_codec()) {
+  ctx_.codec = &host_codec();
+  ctx_.workspace = &host_workspace_;
+  ctx_.transport = &transport;
+}
+
+Collectives::~Collectives() {
+  // The device workspace is freed next; work on it must have finished.
+  if (device_codec_) device_codec_->synchronize();
 }
 
 void Collectives::mark_step() {
@@ -35,86 +47,104 @@ void Collectives::mark_step() {
   ++ctx_.step;
 }
 
-void Collectives::end_call() {
-  ctx_.counters.calls++;
-  if (!ctx_.step_marked) ++ctx_.step;
+namespace {
+
+// For one device call: the call's stream on the codec and the transport, and
+// the communicator's device current; all restored when the call returns
+// (the caller may destroy the stream afterwards; its thread keeps its own
+// current device).
+class DeviceCallScope {
+ public:
+  DeviceCallScope(CollectiveContext& ctx, DeviceBackend& backend, int device, void* stream)
+      : ctx_(ctx), backend_(backend) {
+    set_ = backend_.set_device(device, &previous_) == qcclSuccess;
+    ctx_.codec->set_stream(stream);
+    ctx_.transport->set_stream(stream);
+  }
+  ~DeviceCallScope() {
+    ctx_.codec->set_stream(nullptr);
+    ctx_.transport->set_stream(nullptr);
+    int ignored;
+    if (set_) backend_.set_device(previous_, &ignored);
+  }
+  bool device_set() const { return set_; }
+
+ private:
+  CollectiveContext& ctx_;
+  DeviceBackend& backend_;
+  int previous_ = -1;
+  bool set_ = false;
+};
+
+}  // namespace
+
+Result Collectives::place(const Placement& where, const CollectiveRequest& req) {
+  if (!where.device) {
+    ctx_.codec = &host_codec();
+    ctx_.workspace = &host_workspace_;
+    ctx_.transport = &ctx_.base_transport;
+    return qcclSuccess;
+  }
+  DeviceBackend* backend = device_backend();
+  if (backend == nullptr)
+    return fail(qcclInvalidArgument, "device buffers, but this process has no device backend");
+  if (!device_codec_) {
+    if (device_ < 0) QCCL_CHECK(backend->device_of(req.send, &device_));
+    QCCL_CHECK(backend->make_codec(device_, &device_codec_));
+    device_workspace_ = std::make_unique<Workspace>(*device_codec_);
+    if (!ctx_.base_transport.accepts_device_memory())
+      staging_ = std::make_unique<StagingTransport>(ctx_.base_transport, *device_codec_);
+  }
+  ctx_.codec = device_codec_.get();
+  ctx_.workspace = device_workspace_.get();
+  ctx_.transport = staging_ ? static_cast<Transport*>(staging_.get()) : &ctx_.base_transport;
+  return qcclSuccess;
 }
 
-Result Collectives::run_agreed(CollectiveKind kind, const AllreduceRequest& req,
-                               const std::function<Result(CollectiveContext&)>& body) {
+Result Collectives::run(const CollectiveRequest& req, const Placement& where) {
   if (req.count == 0) return qcclSuccess;
+  QCCL_CHECK(place(where, req));
+  if (!where.device) return agree_and_run(req);
+  DeviceBackend& backend = *device_backend();
+  const DeviceCallScope scope(ctx_, backend, device_, where.stream);
+  if (!scope.device_set())
+    return fail(qcclUnhandledCudaError, "cannot make device {} current: {}", device_,
+                std::string(thread_last_error()));
+  const Result r = agree_and_run(req);
+  // An error the device found in an earlier call's work (docs/gpu.md
+  // "Corrupt payloads on the device").
+  const Result late = ctx_.codec->take_deferred_error();
+  return r != qcclSuccess ? r : late;
+}
+
+Result Collectives::agree_and_run(const CollectiveRequest& req) {
   CallDescriptor d;
-  d.kind = static_cast<uint8_t>(kind);
+  d.kind = static_cast<uint8_t>(req.kind);
   d.count = req.count;
   d.dtype = static_cast<uint8_t>(req.dtype);
-  if (kind == CollectiveKind::kAllReduce) d.op = req.average ? qcclAvg : qcclSum;
+  if (req.kind == CollectiveKind::kAllReduce) d.op = req.average ? qcclAvg : qcclSum;
   d.method = static_cast<uint8_t>(ctx_.config.method);
   d.bucket_size = ctx_.config.bucket_size;
   d.call_number = ctx_.counters.calls;
   QCCL_CHECK(agree_on_call(ctx_, d));
   // Past the agreement every rank counts the call, failed or not, so the
   // call numbers stay in step.
-  const Result r = body(ctx_);
-  ctx_.counters.input_bytes += req.bytes();
-  end_call();
-  return r;
-}
-
-Result Collectives::allreduce(const AllreduceRequest& req) {
-  return run_agreed(CollectiveKind::kAllReduce, req, [&](CollectiveContext& ctx) {
-    for (auto& algorithm : algorithms_) {
-      if (algorithm->enabled(ctx, req)) return algorithm->execute(ctx, req);
+  CollectiveAlgorithm* chosen = nullptr;
+  for (auto& algorithm : algorithms_) {
+    if (algorithm->enabled(ctx_, req)) {
+      chosen = algorithm.get();
+      break;
     }
-    return fail(qcclInternalError, "no allreduce algorithm accepts {} elements", req.count);
-  });
-}
-
-Result Collectives::allgather(const void* send, void* recv, uint64_t count, DataType dtype) {
-  AllreduceRequest req;
-  req.send = send;
-  req.recv = recv;
-  req.count = count;
-  req.dtype = dtype;
-  return run_agreed(CollectiveKind::kAllGather, req,
-                    [&](CollectiveContext&) { return gather_agreed(send, recv, count, dtype); });
-}
-
-Result Collectives::gather_agreed(const void* send, void* recv, uint64_t count, DataType dtype) {
-  const int n = ctx_.transport.size();
-  const uint64_t slot = count * dtype_size(dtype);
-  Workspace& ws = ctx_.workspace;
-  uint64_t* sizes = grow(&ws.sizes, n);
-  uint64_t* offsets = grow(&ws.offsets, n);
-  unsigned char* out = static_cast<unsigned char*>(recv);
-
-  if (is_passthrough(ctx_.config, n, slot)) {
-    log_choice_once(ctx_, "allgather", "passthrough", slot);
-    // MPI forbids aliasing send and recv; in-place (send == own slot) or any
-    // overlap goes through a copy.
-    unsigned char* staged = grow(&ws.encoded, slot);
-    std::memcpy(staged, send, slot);
-    for (int r = 0; r < n; ++r) sizes[r] = slot, offsets[r] = r * slot;
-    QCCL_CHECK(ctx_.transport.allgatherv(staged, slot, out, sizes, offsets));
-    ctx_.counters.wire_bytes += (n - 1) * slot;
-  } else {
-    log_choice_once(ctx_, "allgather", "allgather", slot);
-    PlannedEncode planned;
-    QCCL_CHECK(plan_encode(ctx_, send, count, dtype, &planned));
-    const uint64_t bytes = payload_bytes(planned.spec, count);
-    QCCL_CHECK(encode(send, dtype, count, planned.spec, grow(&ws.encoded, bytes), bytes,
-                      planned.stats_sink()));
-    unsigned char* all = grow(&ws.received, n * bytes);
-    for (int r = 0; r < n; ++r) sizes[r] = bytes, offsets[r] = r * bytes;
-    QCCL_CHECK(ctx_.transport.allgatherv(ws.encoded.data(), bytes, all, sizes, offsets));
-    float* decoded = grow(&ws.sum, count);
-    for (int r = 0; r < n; ++r) {
-      QCCL_CHECK(decode_from_rank(r, all + offsets[r], bytes, count, planned.spec, false, decoded));
-      cast_from_float(decoded, count, dtype, out + r * slot);
-    }
-    QCCL_CHECK(submit_statistics(ctx_, planned));
-    count_compressed_call(ctx_, planned, slot, bytes, (n - 1) * bytes);
   }
-  return qcclSuccess;
+  const Result r = chosen != nullptr
+                       ? chosen->execute(ctx_, req)
+                       : fail(qcclInternalError, "no algorithm accepts this {} of {} elements",
+                              req.kind == CollectiveKind::kAllReduce ? "allreduce" : "allgather",
+                              req.count);
+  ctx_.counters.input_bytes += req.bytes();
+  ctx_.counters.calls++;
+  if (!ctx_.step_marked) ++ctx_.step;
+  return r;
 }
 
 }  // namespace qccl

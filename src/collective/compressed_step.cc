@@ -15,15 +15,9 @@ Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, Dat
     // The norm of the summed gradient is unknown before the reduction; the
     // L2 norm of all ranks' gradients stacked (sqrt of the summed squares)
     // stands in for it, and is identical on every rank.
-    const float* v = static_cast<const float*>(data);
-    if (dtype != DataType::kFloat32) {
-      float* widened = grow(&ctx.workspace.sum, count);
-      cast_to_float(data, count, dtype, widened);
-      v = widened;
-    }
     double squares = 0;
-    for (uint64_t i = 0; i < count; ++i) squares += static_cast<double>(v[i]) * v[i];
-    QCCL_CHECK(ctx.transport.allreduce_sum(&squares, 1));
+    QCCL_CHECK(ctx.codec->sum_of_squares(data, dtype, count, &squares));
+    QCCL_CHECK(ctx.transport->allreduce_sum(&squares, 1));
     global_norm = std::sqrt(squares);
   }
   QCCL_CHECK(ctx.adapter.plan(ctx.step, global_norm, ctx.learning_rate, &out->plan));
@@ -46,7 +40,7 @@ Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, Dat
     s.table_version = out->plan.table->version;
   }
   s.seed = ctx.config.seed;
-  s.rank = static_cast<uint32_t>(ctx.transport.rank());
+  s.rank = static_cast<uint32_t>(ctx.transport->rank());
   s.stream = 0;
   s.step = static_cast<uint32_t>(ctx.step);
   s.index_base = 0;
@@ -57,13 +51,13 @@ Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, Dat
 Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned) {
   if (!planned.plan.collect_stats) return qcclSuccess;
   const std::vector<double> mine = ctx.adapter.summary(planned.stats);
-  const int n = ctx.transport.size();
+  const int n = ctx.transport->size();
   const uint64_t bytes = mine.size() * sizeof(double);
-  double* all = grow(&ctx.workspace.summaries, mine.size() * n);
-  uint64_t* sizes = grow(&ctx.workspace.sizes, n);
-  uint64_t* offsets = grow(&ctx.workspace.offsets, n);
+  double* all = ensure_size(&ctx.tables.summaries, mine.size() * n);
+  uint64_t* sizes = ensure_size(&ctx.tables.sizes, n);
+  uint64_t* offsets = ensure_size(&ctx.tables.offsets, n);
   for (int r = 0; r < n; ++r) sizes[r] = bytes, offsets[r] = r * bytes;
-  QCCL_CHECK(ctx.transport.allgatherv(mine.data(), bytes, all, sizes, offsets));
+  QCCL_CHECK(ctx.transport->allgatherv(mine.data(), bytes, all, sizes, offsets));
   const std::vector<double> gathered(all, all + mine.size() * n);
   return ctx.adapter.submit(ctx.step, gathered, n);
 }
@@ -74,7 +68,7 @@ namespace {
 // from ours is the caller's mistake (qcclInvalidUsage), anything else is
 // reported with the rank named.
 Result payload_error(Result r, int from, const unsigned char* payload, uint64_t bytes,
-                     uint64_t expected_count, const EncodeSpec& mine) {
+                     uint64_t expected_count, Method mine) {
   if (r == qcclCorruptPayload && bytes >= sizeof(PayloadHeader)) {
     PayloadHeader h;
     std::memcpy(&h, payload, sizeof h);
@@ -82,45 +76,41 @@ Result payload_error(Result r, int from, const unsigned char* payload, uint64_t 
       return fail(qcclInvalidUsage,
                   "count differs between ranks: rank {} sent {}, this rank has {}", from, h.count,
                   expected_count);
-    if (h.magic == kPayloadMagic && h.method != static_cast<uint8_t>(mine.method))
+    if (h.magic == kPayloadMagic && h.method != static_cast<uint8_t>(mine))
       return fail(qcclInvalidUsage,
                   "method differs between ranks: rank {} sent {}, this rank uses {}", from,
-                  method_name(static_cast<Method>(h.method)), method_name(mine.method));
+                  method_name(static_cast<Method>(h.method)), method_name(mine));
   }
   return fail(r, "payload from rank {}: {}", from, std::string(thread_last_error()));
 }
 
 }  // namespace
 
-Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
-                        uint64_t expected_count, const EncodeSpec& mine, bool accumulate,
-                        float* out) {
-  const Result r = accumulate ? decode_accumulate(payload, bytes, expected_count, out)
-                              : decode(payload, bytes, expected_count, out);
-  if (r == qcclSuccess) return r;
-  return payload_error(r, from, payload, bytes, expected_count, mine);
+Result expected_header(const EncodeSpec& spec, uint64_t index_base, uint64_t count,
+                       PayloadHeader* out) {
+  EncodeSpec at = spec;
+  at.index_base = index_base;
+  return make_payload_header(at, count, out);
 }
 
-Result decode_sum_from_ranks(const unsigned char* all, const uint64_t* sizes,
-                             const uint64_t* offsets, int n, uint64_t expected_count,
-                             const EncodeSpec& mine, float* out) {
-  thread_local std::vector<const void*> payloads;
-  payloads.resize(n);
-  for (int r = 0; r < n; ++r) payloads[r] = all + offsets[r];
+Result decode_payloads(CollectiveContext& ctx, const unsigned char* payloads, uint64_t stride,
+                       int n, const PayloadHeader& expected, float* out, bool accumulate,
+                       int first_rank) {
   int failed = -1;
-  const Result r = decode_sum(payloads.data(), sizes, n, expected_count, out, &failed);
+  const Result r =
+      ctx.codec->decode_sum(payloads, stride, n, expected, out, accumulate, &failed);
   if (r == qcclSuccess || failed < 0) return r;
-  return payload_error(r, failed, all + offsets[failed], sizes[failed], expected_count, mine);
+  // Only a host codec names the payload, and its payloads are host memory.
+  return payload_error(r, first_rank + failed, payloads + failed * stride, expected.total_bytes,
+                       expected.count, static_cast<Method>(expected.method));
 }
 
-void finish_reduction(const float* sum, uint64_t count, bool average, int nranks, DataType dtype,
-                      void* recv) {
-  float* scaled = const_cast<float*>(sum);
-  if (average) {
-    const float inv = 1.0f / static_cast<float>(nranks);
-    for (uint64_t i = 0; i < count; ++i) scaled[i] *= inv;
-  }
-  if (static_cast<void*>(scaled) != recv) cast_from_float(scaled, count, dtype, recv);
+Result finish_reduction(CollectiveContext& ctx, float* sum, const CollectiveRequest& req) {
+  if (req.average)
+    QCCL_CHECK(ctx.codec->scale(sum, req.count, 1.0f / static_cast<float>(ctx.transport->size())));
+  if (static_cast<void*>(sum) != req.recv)
+    QCCL_CHECK(ctx.codec->cast_from_float(sum, req.count, req.dtype, req.recv));
+  return qcclSuccess;
 }
 
 void count_compressed_call(CollectiveContext& ctx, const PlannedEncode& planned,
@@ -143,7 +133,7 @@ void log_choice_once(CollectiveContext& ctx, const char* collective, const char*
   if (!ctx.logged_choices.insert({std::string(collective) + "/" + algorithm, size_class}).second)
     return;
   QCCL_LOG_INFO("{} of {} bytes (size class 2^{}) on {} ranks: algorithm {} (method {}, {} bits)",
-                collective, bytes, size_class, ctx.transport.size(), algorithm,
+                collective, bytes, size_class, ctx.transport->size(), algorithm,
                 method_name(ctx.config.method), ctx.config.bits);
 }
 

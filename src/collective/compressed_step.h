@@ -1,11 +1,14 @@
 // The pieces every compressed algorithm shares: asking the adapter for the
-// table (adapter.h protocol), feeding statistics back, decoding a peer's
-// payload with mismatch-aware errors, and the final avg scaling + dtype cast.
+// table (adapter.h protocol), feeding statistics back, decoding payloads
+// with mismatch-aware errors, and the final avg scaling + dtype cast. All
+// work goes through the call's codec (ctx.codec), so the same code serves
+// host and device buffers.
 #pragma once
 
 #include <cstdint>
 
 #include "codec/cpu_codec.h"
+#include "collective/algorithm.h"
 #include "collective/collective_context.h"
 
 namespace qccl {
@@ -17,30 +20,33 @@ struct PlannedEncode {
   EncodeStats* stats_sink() { return plan.collect_stats ? &stats : nullptr; }
 };
 
-// Steps 1 of the adapter protocol: global norm if the adapter needs it
-// (DQSGD), plan(), and the EncodeSpec for this rank (stream 0, index 0).
+// Step 1 of the adapter protocol: global norm if the adapter needs it
+// (DQSGD; computed by the codec where the data lives), plan(), and the
+// EncodeSpec for this rank (stream 0, index 0).
 Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, DataType dtype,
                    PlannedEncode* out);
 
 // Step 2: allgather summary(stats) and submit(), if the plan asked for it.
 Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned);
 
-// decode (accumulate = false) or decode_accumulate the payload rank `from`
-// sent; a count/method that differs from ours is qcclInvalidUsage.
-Result decode_from_rank(int from, const unsigned char* payload, uint64_t bytes,
-                        uint64_t expected_count, const EncodeSpec& mine, bool accumulate,
-                        float* out);
+// The header of the payload `spec` gives for `count` elements starting at
+// element `index_base` (what every rank's payload for that range must
+// match).
+Result expected_header(const EncodeSpec& spec, uint64_t index_base, uint64_t count,
+                       PayloadHeader* out);
 
-// out = the rank-order sum of the N payloads at all + offsets[r] (one fused
-// pass, codec decode_sum), with the same error translation.
-Result decode_sum_from_ranks(const unsigned char* all, const uint64_t* sizes,
-                             const uint64_t* offsets, int n, uint64_t expected_count,
-                             const EncodeSpec& mine, float* out);
+// out (+)= the rank-order sum of the n payloads at payloads + p * stride,
+// which came from ranks first_rank, first_rank + 1, ... (for messages); a
+// count or method that differs from ours is qcclInvalidUsage naming the
+// rank.
+Result decode_payloads(CollectiveContext& ctx, const unsigned char* payloads, uint64_t stride,
+                       int n, const PayloadHeader& expected, float* out, bool accumulate,
+                       int first_rank);
 
-// avg: multiply by 1/N (the same float on every rank); then write `sum`
-// into recv as `dtype` (a no-op copy when they are the same float buffer).
-void finish_reduction(const float* sum, uint64_t count, bool average, int nranks, DataType dtype,
-                      void* recv);
+// avg: multiply `sum` by 1/N (the same float on every rank and memory);
+// then write it into req.recv as req.dtype (nothing more when `sum` is
+// recv).
+Result finish_reduction(CollectiveContext& ctx, float* sum, const CollectiveRequest& req);
 
 // Books a compressed call into the counters.
 void count_compressed_call(CollectiveContext& ctx, const PlannedEncode& planned,

@@ -1,50 +1,64 @@
-// Uncompressed allreduce through the transport's own reduction (DESIGN.md
-// §6): method none, one rank, or a buffer below QCCL_MIN_COMPRESS_BYTES.
-#include "codec/cpu_codec.h"
-#include "collective/allreduce_algorithm.h"
+// Uncompressed collectives through the transport's own operations
+// (docs/design.md §6): the cases goes_uncompressed() names.
+#include "collective/algorithm.h"
 #include "collective/compressed_step.h"
 
 namespace qccl {
 namespace {
 
-class Passthrough final : public AllreduceAlgorithm {
+class Passthrough final : public CollectiveAlgorithm {
  public:
   const char* name() const override { return "passthrough"; }
 
-  bool enabled(const CollectiveContext& ctx, const AllreduceRequest& req) const override {
-    return is_passthrough(ctx.config, ctx.transport.size(), req.bytes());
+  bool enabled(const CollectiveContext& ctx, const CollectiveRequest& req) const override {
+    return goes_uncompressed(ctx.config, ctx.transport->size(), req);
   }
 
-  Result execute(CollectiveContext& ctx, const AllreduceRequest& req) override {
-    const int n = ctx.transport.size();
-    log_choice_once(ctx, "allreduce", name(), req.bytes());
-    QCCL_CHECK(ctx.transport.allreduce_passthrough(req.send, req.recv, req.count, req.dtype));
+  Result execute(CollectiveContext& ctx, const CollectiveRequest& req) override {
+    const int n = ctx.transport->size();
+    const uint64_t bytes = req.bytes();
+    if (req.kind == CollectiveKind::kAllGather) {
+      log_choice_once(ctx, "allgather", name(), bytes);
+      // MPI forbids aliasing send and recv; in place (send == own slot) or
+      // any overlap goes through a copy.
+      Workspace& ws = *ctx.workspace;
+      QCCL_CHECK(ws.reserve(&ws.encoded, bytes, "allgather send copy"));
+      QCCL_CHECK(ctx.codec->copy(ws.encoded.as(), req.send, bytes));
+      uint64_t* sizes = ensure_size(&ctx.tables.sizes, n);
+      uint64_t* offsets = ensure_size(&ctx.tables.offsets, n);
+      for (int r = 0; r < n; ++r) sizes[r] = bytes, offsets[r] = r * bytes;
+      QCCL_CHECK(ctx.transport->allgatherv(ws.encoded.as(), bytes, req.recv, sizes, offsets));
+      ctx.counters.wire_bytes += (n - 1) * bytes;
+      return qcclSuccess;
+    }
+    log_choice_once(ctx, "allreduce", name(), bytes);
+    QCCL_CHECK(ctx.transport->allreduce_passthrough(req.send, req.recv, req.count, req.dtype));
     if (req.average) {
-      // Sum exactly as MPI_Allreduce gives it, then one multiply by 1/N.
-      const float inv = 1.0f / static_cast<float>(n);
-      if (req.dtype == DataType::kFloat32) {
-        float* out = static_cast<float*>(req.recv);
-        for (uint64_t i = 0; i < req.count; ++i) out[i] *= inv;
-      } else {
-        float* widened = grow(&ctx.workspace.sum, req.count);
-        cast_to_float(req.recv, req.count, req.dtype, widened);
-        for (uint64_t i = 0; i < req.count; ++i) widened[i] *= inv;
-        cast_from_float(widened, req.count, req.dtype, req.recv);
+      // Sum exactly as the transport's allreduce gives it, then the one
+      // multiply by 1/N every path uses.
+      float* sum = static_cast<float*>(req.recv);
+      if (req.dtype != DataType::kFloat32) {
+        Workspace& ws = *ctx.workspace;
+        QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 accumulator"));
+        sum = ws.sum.as<float>();
+        QCCL_CHECK(ctx.codec->cast_to_float(req.recv, req.count, req.dtype, sum));
       }
+      QCCL_CHECK(finish_reduction(ctx, sum, req));
     }
     // Ring-allreduce accounting: 2 (N-1)/N of the buffer leaves each rank.
-    ctx.counters.wire_bytes += 2 * (n - 1) * req.bytes() / n;
+    ctx.counters.wire_bytes += 2 * (n - 1) * bytes / n;
     return qcclSuccess;
   }
 };
 
 }  // namespace
 
-bool is_passthrough(const Config& config, int nranks, uint64_t bytes) {
-  return config.method == Method::kNone || nranks == 1 || bytes < config.min_compress_bytes;
+bool goes_uncompressed(const Config& config, int nranks, const CollectiveRequest& req) {
+  return !req.compress || config.method == Method::kNone ||
+         (nranks == 1 && !config.compress_one_rank) || req.bytes() < config.min_compress_bytes;
 }
 
-std::unique_ptr<AllreduceAlgorithm> make_passthrough() {
+std::unique_ptr<CollectiveAlgorithm> make_passthrough() {
   return std::make_unique<Passthrough>();
 }
 

@@ -5,10 +5,10 @@
 // and the reduced payloads are allgathered. Every rank, the owner included,
 // decodes every reduced payload, so all ranks hold the same bytes (§5.1).
 // Wire bytes per rank about 2·(N-1)/N·C; one more quantisation than
-// `allgather`.
+// `allgather`. Host and device buffers alike (algorithm.h).
 #include <algorithm>
 
-#include "collective/allreduce_algorithm.h"
+#include "collective/algorithm.h"
 #include "collective/compressed_step.h"
 
 namespace qccl {
@@ -26,18 +26,21 @@ struct ChunkLayout {
   uint64_t count(int i) const { return begin[i + 1] - begin[i]; }
 };
 
-class ScatterReduceAllgather final : public AllreduceAlgorithm {
+class ScatterReduceAllgather final : public CollectiveAlgorithm {
  public:
   const char* name() const override { return "sra"; }
 
-  bool enabled(const CollectiveContext& ctx, const AllreduceRequest& req) const override {
-    return choose_compressed_algo(ctx.config, ctx.transport.size(), req.count) == Algo::kSra;
+  bool enabled(const CollectiveContext& ctx, const CollectiveRequest& req) const override {
+    return req.kind == CollectiveKind::kAllReduce &&
+           choose_compressed_algo(ctx.config, ctx.transport->size(), req.count) == Algo::kSra;
   }
 
-  Result execute(CollectiveContext& ctx, const AllreduceRequest& req) override {
-    const int n = ctx.transport.size();
-    const int me = ctx.transport.rank();
-    Workspace& ws = ctx.workspace;
+  Result execute(CollectiveContext& ctx, const CollectiveRequest& req) override {
+    const int n = ctx.transport->size();
+    const int me = ctx.transport->rank();
+    Workspace& ws = *ctx.workspace;
+    Codec& codec = *ctx.codec;
+    HostTables& t = ctx.tables;
     log_choice_once(ctx, "allreduce", name(), req.bytes());
     PlannedEncode planned;
     QCCL_CHECK(plan_encode(ctx, req.send, req.count, req.dtype, &planned));
@@ -45,35 +48,47 @@ class ScatterReduceAllgather final : public AllreduceAlgorithm {
     const size_t elem = dtype_size(req.dtype);
 
     // Round 1: encode chunk i for rank i, all-to-all.
-    uint64_t* sizes = grow(&ws.sizes, n);
-    uint64_t* offsets = grow(&ws.offsets, n);
-    uint64_t* sizes_in = grow(&ws.sizes_in, n);
-    uint64_t* offsets_in = grow(&ws.offsets_in, n);
+    uint64_t* sizes = ensure_size(&t.sizes, n);
+    uint64_t* offsets = ensure_size(&t.offsets, n);
+    uint64_t* sizes_in = ensure_size(&t.sizes_in, n);
+    uint64_t* offsets_in = ensure_size(&t.offsets_in, n);
     uint64_t total = 0;
     for (int i = 0; i < n; ++i) {
       sizes[i] = payload_bytes(planned.spec, chunks.count(i));
       offsets[i] = total;
       total += sizes[i];
     }
-    unsigned char* encoded = grow(&ws.encoded, total);
+    const uint64_t mine = chunks.count(me);
+    QCCL_CHECK(ws.reserve(&ws.encoded, total, "encoded chunks"));
+    QCCL_CHECK(ws.reserve(&ws.received, n * sizes[me], "received chunks"));
+    QCCL_CHECK(ws.reserve(&ws.chunk_sum, std::max<uint64_t>(mine, 1) * sizeof(float), "chunk sum"));
+    unsigned char* encoded = ws.encoded.as();
     const unsigned char* in = static_cast<const unsigned char*>(req.send);
     for (int i = 0; i < n; ++i) {
       EncodeSpec spec = planned.spec;
       spec.index_base = chunks.begin[i];
-      QCCL_CHECK(encode(in + chunks.begin[i] * elem, req.dtype, chunks.count(i), spec,
-                        encoded + offsets[i], sizes[i], planned.stats_sink()));
+      QCCL_CHECK(codec.encode(in + chunks.begin[i] * elem, req.dtype, chunks.count(i), spec,
+                              encoded + offsets[i], sizes[i], planned.stats_sink()));
     }
-    const uint64_t mine = chunks.count(me);
     for (int r = 0; r < n; ++r) sizes_in[r] = sizes[me], offsets_in[r] = r * sizes[me];
-    unsigned char* received = grow(&ws.received, n * sizes[me]);
-    QCCL_CHECK(ctx.transport.alltoallv(encoded, sizes, offsets, received, sizes_in, offsets_in));
+    QCCL_CHECK(ctx.transport->alltoallv(encoded, sizes, offsets, ws.received.as(), sizes_in,
+                                        offsets_in));
     const uint64_t first_round_wire = total - sizes[me];
     const uint64_t first_round_payload = total;
+    if (req.own_decoded != nullptr) {
+      for (int i = 0; i < n; ++i) {
+        PayloadHeader own;
+        QCCL_CHECK(expected_header(planned.spec, chunks.begin[i], chunks.count(i), &own));
+        QCCL_CHECK(decode_payloads(ctx, encoded + offsets[i], sizes[i], 1, own,
+                                   req.own_decoded + chunks.begin[i], false, me));
+      }
+    }
 
     // Reduce this rank's chunk in rank order and re-encode it.
-    float* chunk_sum = grow(&ws.chunk_sum, mine);
-    QCCL_CHECK(
-        decode_sum_from_ranks(received, sizes_in, offsets_in, n, mine, planned.spec, chunk_sum));
+    float* chunk_sum = ws.chunk_sum.as<float>();
+    PayloadHeader first;
+    QCCL_CHECK(expected_header(planned.spec, chunks.begin[me], mine, &first));
+    QCCL_CHECK(decode_payloads(ctx, ws.received.as(), sizes[me], n, first, chunk_sum, false, 0));
     EncodeSpec respec = planned.spec;
     respec.stream = 1;
     respec.index_base = chunks.begin[me];
@@ -81,19 +96,28 @@ class ScatterReduceAllgather final : public AllreduceAlgorithm {
       sizes_in[r] = payload_bytes(respec, chunks.count(r));
       offsets_in[r] = r == 0 ? 0 : offsets_in[r - 1] + sizes_in[r - 1];
     }
-    unsigned char* reduced = grow(&ws.reduced, sizes_in[me]);
-    QCCL_CHECK(encode(chunk_sum, DataType::kFloat32, mine, respec, reduced, sizes_in[me], nullptr));
+    QCCL_CHECK(ws.reserve(&ws.reduced, sizes_in[me], "re-encoded chunk"));
+    QCCL_CHECK(ws.reserve(&ws.gathered, offsets_in[n - 1] + sizes_in[n - 1], "re-encoded chunks"));
+    QCCL_CHECK(codec.encode(chunk_sum, DataType::kFloat32, mine, respec, ws.reduced.as(),
+                            sizes_in[me], nullptr));
 
     // Round 2: allgather the reduced chunks; everyone decodes all of them.
-    unsigned char* gathered = grow(&ws.gathered, offsets_in[n - 1] + sizes_in[n - 1]);
-    QCCL_CHECK(ctx.transport.allgatherv(reduced, sizes_in[me], gathered, sizes_in, offsets_in));
-    float* sum =
-        req.dtype == DataType::kFloat32 ? static_cast<float*>(req.recv) : grow(&ws.sum, req.count);
-    for (int r = 0; r < n; ++r)
-      QCCL_CHECK(decode_from_rank(r, gathered + offsets_in[r], sizes_in[r], chunks.count(r), respec,
-                                  false, sum + chunks.begin[r]));
+    const unsigned char* gathered = ws.gathered.as();
+    QCCL_CHECK(ctx.transport->allgatherv(ws.reduced.as(), sizes_in[me], ws.gathered.as(), sizes_in,
+                                         offsets_in));
+    float* sum = static_cast<float*>(req.recv);
+    if (req.dtype != DataType::kFloat32) {
+      QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 accumulator"));
+      sum = ws.sum.as<float>();
+    }
+    for (int r = 0; r < n; ++r) {
+      PayloadHeader second;
+      QCCL_CHECK(expected_header(respec, chunks.begin[r], chunks.count(r), &second));
+      QCCL_CHECK(decode_payloads(ctx, gathered + offsets_in[r], sizes_in[r], 1, second,
+                                 sum + chunks.begin[r], false, r));
+    }
     QCCL_CHECK(submit_statistics(ctx, planned));
-    finish_reduction(sum, req.count, req.average, n, req.dtype, req.recv);
+    QCCL_CHECK(finish_reduction(ctx, sum, req));
     count_compressed_call(ctx, planned, req.bytes(), first_round_payload,
                           first_round_wire + (n - 1) * sizes_in[me]);
     return qcclSuccess;
@@ -102,7 +126,7 @@ class ScatterReduceAllgather final : public AllreduceAlgorithm {
 
 }  // namespace
 
-std::unique_ptr<AllreduceAlgorithm> make_scatter_reduce_allgather() {
+std::unique_ptr<CollectiveAlgorithm> make_scatter_reduce_allgather() {
   return std::make_unique<ScatterReduceAllgather>();
 }
 

@@ -198,6 +198,11 @@ const std::vector<Param>& params() {
          return parse_positive_double(t, 86400, &c->timeout_s);
        },
        [](const Config& c) { return fmt::format("{}", c.timeout_s); }},
+      {{"QCCL_COMPRESS_ONE_RANK", "0", "0 or 1",
+        "testing aid: compress on a one-rank communicator too"},
+       &qcclConfig_t::compressOneRank,
+       [](const std::string& t, Config* c) { return parse_bool(t, &c->compress_one_rank); },
+       [](const Config& c) { return std::string(c.compress_one_rank ? "1" : "0"); }},
   };
   return kParams;
 }

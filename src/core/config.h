@@ -36,6 +36,10 @@ struct Config {
   std::string timeline;
   log::Level debug = log::Level::kWarn;
   double timeout_s = 300.0;
+  // A testing aid: a one-rank communicator compresses too (otherwise one
+  // rank has nothing to send and goes uncompressed), so a single GPU runs
+  // the compressed device path (docs/gpu.md "Testing on one GPU").
+  bool compress_one_rank = false;
 
   // The norm actually used for `method`.
   NormKind effective_norm() const { return norm_auto ? default_norm(method) : norm; }

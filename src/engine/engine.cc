@@ -151,7 +151,7 @@ bool Engine::cycle() {
   for (const FusionGroup& group : plan_fusion(decision.ready, config_.fusion_threshold))
     execute(group, negotiated_us);
   if (decision.drains_everything && !(decision.ready.empty() && decision.mismatched.empty()))
-    collectives_.mark_step();  // DESIGN.md §7: a cycle that completes every name is a step
+    collectives_.mark_step();  // docs/design.md §7: a cycle that completes every name is a step
 
   // What is still pending was not announced by every rank.
   std::unordered_set<uint64_t> announced;
@@ -201,7 +201,7 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
   const bool fused = members.size() > 1 || config_.error_feedback;
   void* data = members[0]->buf;
   if (fused) {
-    data = grow(&fusion_buffer_, group.count * elem);
+    data = ensure_size(&fusion_buffer_, group.count * elem);
     uint64_t offset = 0;
     for (const TensorEntry* e : raw) {
       if (e->count > 0) std::memcpy(fusion_buffer_.data() + offset, e->buf, e->bytes());
@@ -209,21 +209,20 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
     }
   }
   transport_.clear();
+  // Every group goes through the collective layer: one set of counters, the
+  // call agreement, and the same passthrough rule as direct calls.
   Result result = qcclSuccess;
-  if (group.count == 0) {
-    result = qcclSuccess;
-  } else if (!group.compress) {
-    result = reduce_uncompressed(data, group);
-  } else if (config_.error_feedback) {
+  if (group.count > 0 && group.compress && config_.error_feedback) {
     result = reduce_with_error_feedback(data, group, raw);
-  } else {
-    AllreduceRequest req;
+  } else if (group.count > 0) {
+    CollectiveRequest req;
     req.send = data;
     req.recv = data;
     req.count = group.count;
     req.dtype = group.dtype;
     req.average = group.average;
-    result = collectives_.allreduce(req);
+    req.compress = group.compress;
+    result = collectives_.run(req);
   }
   const std::string error = result == qcclSuccess ? std::string() : thread_last_error();
   if (fused && result == qcclSuccess) {
@@ -249,34 +248,14 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
   for (auto& e : members) complete(std::move(e), result, error);
 }
 
-Result Engine::reduce_uncompressed(void* data, const FusionGroup& group) {
-  const int n = transport_.size();
-  QCCL_CHECK(transport_.allreduce_passthrough(data, data, group.count, group.dtype));
-  if (group.average) {
-    // The same single multiply by 1/N the collective layer's passthrough uses.
-    const float inv = 1.0f / static_cast<float>(n);
-    float* x = grow(&widened_, group.count);
-    cast_to_float(data, group.count, group.dtype, x);
-    for (uint64_t i = 0; i < group.count; ++i) x[i] *= inv;
-    cast_from_float(x, group.count, group.dtype, data);
-  }
-  const uint64_t bytes = group.count * dtype_size(group.dtype);
-  local_.uncompressed_calls++;
-  local_.uncompressed_input_bytes += bytes;
-  local_.uncompressed_wire_bytes += 2 * (n - 1) * bytes / n;
-  return qcclSuccess;
-}
-
-// Error feedback needs this rank's own Q(x), which the allreduce does not
-// return: a compressed allgather gives every rank every decoded payload
-// (the same bytes the `allgather` algorithm exchanges, (N-1)·C on the
-// wire); the slots are summed in rank order so replicas still agree.
+// Error feedback (docs/algorithms.md §6): the residual kept under each
+// tensor's name is added before the allreduce, and x - Q(x) is kept after
+// it; Q(x), this rank's own quantised input, comes out of the same
+// allreduce (CollectiveRequest::own_decoded).
 Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
                                           const std::vector<TensorEntry*>& members) {
-  const int n = transport_.size();
   const uint64_t count = group.count;
-  const uint64_t slot = count * dtype_size(group.dtype);
-  float* sent = grow(&widened_, count);
+  float* sent = ensure_size(&widened_, count);
   cast_to_float(data, count, group.dtype, sent);
   uint64_t offset = 0;
   for (const TensorEntry* e : members) {
@@ -285,28 +264,22 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
   }
   cast_from_float(sent, count, group.dtype, data);
   cast_to_float(data, count, group.dtype, sent);  // what is actually sent, after rounding
-  unsigned char* gathered = grow(&gathered_, n * slot);
-  QCCL_CHECK(collectives_.allgather(data, gathered, count, group.dtype));
-
-  float* own = grow(&own_decoded_, count);
-  cast_to_float(gathered + transport_.rank() * slot, count, group.dtype, own);
+  // A call that goes uncompressed leaves own_decoded alone: no residual.
+  float* own = ensure_size(&own_decoded_, count);
+  std::copy(sent, sent + count, own);
+  CollectiveRequest req;
+  req.send = data;
+  req.recv = data;
+  req.count = count;
+  req.dtype = group.dtype;
+  req.average = group.average;
+  req.own_decoded = own;
+  QCCL_CHECK(collectives_.run(req));
   offset = 0;
   for (const TensorEntry* e : members) {
     error_feedback_.update(e->name_hash, sent + offset, own + offset, e->count);
     offset += e->count;
   }
-  float* sum = grow(&gathered_float_, 2 * count);
-  float* slot_values = sum + count;
-  std::fill(sum, sum + count, 0.0f);
-  for (int r = 0; r < n; ++r) {
-    cast_to_float(gathered + r * slot, count, group.dtype, slot_values);
-    for (uint64_t i = 0; i < count; ++i) sum[i] += slot_values[i];
-  }
-  if (group.average) {
-    const float inv = 1.0f / static_cast<float>(n);
-    for (uint64_t i = 0; i < count; ++i) sum[i] *= inv;
-  }
-  cast_from_float(sum, count, group.dtype, data);
   return qcclSuccess;
 }
 

@@ -27,7 +27,6 @@ namespace qccl {
 
 struct EngineCounters {
   CollectiveCounters collective;  // from the engine's collective context
-  uint64_t uncompressed_calls = 0, uncompressed_input_bytes = 0, uncompressed_wire_bytes = 0;
   uint64_t step = 0;
   uint64_t tensors_completed = 0, cycles = 0;
 };
@@ -57,7 +56,6 @@ class Engine {
   // Warns about, then fails, a tensor that not every rank has submitted.
   void check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& all);
   void execute(const FusionGroup& group, int64_t negotiated_us);
-  Result reduce_uncompressed(void* data, const FusionGroup& group);
   Result reduce_with_error_feedback(void* data, const FusionGroup& group,
                                     const std::vector<TensorEntry*>& members);
   void complete(std::unique_ptr<TensorEntry> entry, Result result, const std::string& error);
@@ -74,8 +72,7 @@ class Engine {
   Timeline timeline_;
   ErrorFeedbackStore error_feedback_;
   std::vector<unsigned char> fusion_buffer_;
-  std::vector<float> widened_, own_decoded_, gathered_float_;
-  std::vector<unsigned char> gathered_;
+  std::vector<float> widened_, own_decoded_;
 
   std::thread thread_;
   std::atomic<bool> stop_requested_{false};

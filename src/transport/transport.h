@@ -1,12 +1,24 @@
-// How bytes move between ranks (DESIGN.md §1 transport layer). The
-// collective layer talks only to this interface; MpiTransport is the CPU
-// implementation, NcclTransport (CUDA issue) the GPU one. Host buffers only.
+// How bytes move between ranks (docs/design.md §1, transport layer). The
+// collective layer talks only to this interface: MpiTransport and
+// CallbackTransport move host memory; NcclTransport also moves device
+// memory.
 //
-// Every call completes before it returns or fails with a qcclResult_t. A
-// call that cannot complete within the transport's timeout returns
-// qcclTimeout naming the operation; after that the transport is broken
-// (MPI cannot cancel a collective) and every later call returns
-// qcclInvalidUsage.
+// The contract, per buffer location:
+// - Host memory: every call has completed when it returns (or failed with
+//   a qcclResult_t).
+// - Device memory (only where accepts_device_memory()): the call is
+//   enqueued on the stream last given to set_stream() and returns before
+//   it runs, like NCCL; its results are there for later work on that
+//   stream. A failure that shows only once the work runs (a dead peer) is
+//   reported by a later call that waits (every host-memory call waits).
+// A transport that does not accept device memory is given host memory
+// only: the collective layer stages device buffers through host memory
+// for it (collective/staging_transport.h).
+//
+// A call that cannot complete within the transport's timeout
+// (QCCL_TIMEOUT_S) returns qcclTimeout naming the operation; after that the
+// transport is broken (MPI cannot cancel a collective, NCCL is aborted) and
+// every later call returns an error.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +36,13 @@ class Transport {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
+
+  // Whether buffers may be device memory (see the contract above).
+  virtual bool accepts_device_memory() const { return false; }
+  // The stream device-memory calls are ordered on (a cudaStream_t, or a
+  // test backend's stream); null is the default stream. Host transports
+  // ignore it.
+  virtual void set_stream(void* stream) { (void)stream; }
 
   // Variable-size allgather of bytes: rank r's `send_bytes` land at
   // recv + recv_offsets[r]; recv_bytes[r] must equal what rank r sends.

@@ -2,7 +2,7 @@
 // sra where it sends fewer bytes and its second quantisation is affordable.
 #include <gtest/gtest.h>
 
-#include "collective/allreduce_algorithm.h"
+#include "collective/algorithm.h"
 
 namespace qccl {
 namespace {

@@ -126,7 +126,8 @@ TEST_P(ConfigBadValueTest, SameErrorThroughTheOverrideStruct) {
       {"QCCL_FUSION_THRESHOLD", &qcclConfig_t::fusionThreshold},
       {"QCCL_CYCLE_TIME_MS", &qcclConfig_t::cycleTimeMs},
       {"QCCL_DEBUG", &qcclConfig_t::debug},
-      {"QCCL_TIMEOUT_S", &qcclConfig_t::timeoutS}};
+      {"QCCL_TIMEOUT_S", &qcclConfig_t::timeoutS},
+      {"QCCL_COMPRESS_ONE_RANK", &qcclConfig_t::compressOneRank}};
   overrides.*(fields.at(GetParam().name)) = GetParam().value;
   ASSERT_EQ(Resolve(&overrides), qcclInvalidArgument);
   EXPECT_NE(thread_last_error().find(GetParam().name), std::string::npos);

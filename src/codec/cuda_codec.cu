@@ -1,7 +1,10 @@
-// CudaCodec (src/codec/cuda_codec.h): argument checks, header and table on
-// the host, host-side payload validation, the workspace, and the statistics
-// read-back. The kernels are in encode_kernel.cuh / decode_kernel.cuh.
+// CudaCodec (cuda_codec.h): argument checks, header and table on the host,
+// host-side payload validation, the workspace, the statistics read-back, the
+// Codec face, and the CUDA device backend (device_backend.h). The kernels are
+// in kernels/ (encode_kernel.cuh, decode_kernel.cuh, float_kernels.cuh).
+#include <cuda.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <cmath>
 #include <cstring>
@@ -9,7 +12,9 @@
 
 #include "codec/cpu_codec.h"
 #include "codec/cuda_codec.h"
-#include "cuda_check.cuh"
+#include "codec/device_backend.h"
+#include "core/cuda_check.h"
+#include "float_kernels.cuh"
 #include "kernel_dispatch.cuh"
 
 namespace qccl {
@@ -30,13 +35,46 @@ bool cuda_device_available(std::string* why) {
   return true;
 }
 
-bool is_device_pointer(const void* p) {
-  cudaPointerAttributes attributes;
-  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
-    cudaGetLastError();  // an unregistered host pointer on old runtimes
-    return false;
+namespace {
+
+// The driver API's pointer query, loaded at run time: it classifies a
+// pointer without creating a context (the runtime's cudaPointerGetAttributes
+// would create one on the current device, so every rank of a node would
+// pile a context onto GPU 0 even for host buffers), and a machine without
+// libcuda simply has no device memory.
+struct DriverPointerQuery {
+  using InitFn = CUresult (*)(unsigned);
+  using GetAttributeFn = CUresult (*)(void*, CUpointer_attribute, CUdeviceptr);
+  GetAttributeFn get_attribute = nullptr;
+
+  DriverPointerQuery() {
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return;
+    auto init = reinterpret_cast<InitFn>(dlsym(lib, "cuInit"));
+    auto get = reinterpret_cast<GetAttributeFn>(dlsym(lib, "cuPointerGetAttribute"));
+    if (init != nullptr && get != nullptr && init(0) == CUDA_SUCCESS) get_attribute = get;
   }
-  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+};
+
+const DriverPointerQuery& driver_pointer_query() {
+  static const DriverPointerQuery query;
+  return query;
+}
+
+}  // namespace
+
+bool is_device_pointer(const void* p) {
+  const DriverPointerQuery& q = driver_pointer_query();
+  if (q.get_attribute == nullptr || p == nullptr) return false;
+  unsigned type = 0;
+  if (q.get_attribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                      reinterpret_cast<CUdeviceptr>(p)) != CUDA_SUCCESS)
+    return false;  // not known to CUDA: host memory
+  if (type == CU_MEMORYTYPE_DEVICE) return true;
+  unsigned managed = 0;
+  return q.get_attribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                         reinterpret_cast<CUdeviceptr>(p)) == CUDA_SUCCESS &&
+         managed != 0;
 }
 
 namespace {
@@ -112,12 +150,15 @@ struct CudaCodec::Workspace {
   Allocation error_word;              // device: uint32 set by decode kernels
   Allocation error_readback;          // pinned: uint32, a snapshot of error_word
   Allocation poisoned;                // device: uint32, check_headers_kernel's verdict
+  Allocation squares;                 // device: partial sums + the sum of squares
+  Allocation squares_readback;        // pinned: the sum of squares
   cudaEvent_t decode_done = nullptr;  // the last decode launch (workspace reuse, read-back)
 
   ~Workspace() {
     if (decode_done != nullptr) cudaEventDestroy(decode_done);
     for (Allocation* a : {&bucket_stats, &hist_counts, &stats_readback, &prefixes, &sources_host,
-                          &sources_device, &error_word, &error_readback, &poisoned})
+                          &sources_device, &error_word, &error_readback, &poisoned, &squares,
+                          &squares_readback})
       release(a);
   }
 
@@ -132,6 +173,20 @@ struct CudaCodec::Workspace {
       *static_cast<uint32_t*>(error_readback.ptr) = 0;
     }
     return qcclSuccess;
+  }
+
+  // Errors of earlier launches, once their snapshot has landed. Never waits:
+  // a snapshot still in flight is read by a later call (the word only
+  // accumulates bits until it is reported).
+  Result report_landed_errors(cudaStream_t stream) {
+    if (decode_done == nullptr) return qcclSuccess;
+    const cudaError_t landed = cudaEventQuery(decode_done);
+    if (landed == cudaSuccess) return report_decode_errors(stream);
+    if (landed == cudaErrorNotReady) {
+      cudaGetLastError();  // "not ready" is not an error; leave nothing behind
+      return qcclSuccess;
+    }
+    return cuda_failure(landed, "cudaEventQuery(decode_done)", __FILE__, __LINE__);
   }
 
   // Reports (once) the errors in the snapshot, which the caller knows has
@@ -335,17 +390,7 @@ Result CudaCodec::decode_accumulate_uniform_device(const void* payloads_device, 
   Workspace& ws = *workspace_;
   QCCL_CHECK(ws.prepare_error_word(stream));
   QCCL_CHECK(grow(&ws.poisoned, 4, false, "header check word"));
-  // Errors of earlier launches, once their snapshot has landed. Never waits:
-  // a snapshot still in flight is read by a later call (the word only
-  // accumulates bits until it is reported).
-  const cudaError_t landed = cudaEventQuery(ws.decode_done);
-  if (landed == cudaSuccess) {
-    QCCL_CHECK(ws.report_decode_errors(stream));
-  } else if (landed == cudaErrorNotReady) {
-    cudaGetLastError();  // "not ready" is not an error; leave nothing behind
-  } else {
-    return cuda_failure(landed, "cudaEventQuery(decode_done)", __FILE__, __LINE__);
-  }
+  QCCL_CHECK(ws.report_landed_errors(stream));
   if (count == 0) return qcclSuccess;
 
   uniform.uniform.payload = static_cast<const unsigned char*>(payloads_device);
@@ -393,6 +438,100 @@ Result CudaCodec::cast_to_float_device(const void* in, uint64_t count, DataType 
   bool nothing_to_do;
   QCCL_CHECK(check_cast(in, count, dtype, out, &nothing_to_do));
   return nothing_to_do ? qcclSuccess : kernels::launch_cast_to_float(in, count, dtype, out, stream);
+}
+
+// ---- the Codec face ----------------------------------------------------------
+
+Result CudaCodec::scale(float* x, uint64_t count, float factor) {
+  return kernels::launch_scale(x, count, factor, stream_);
+}
+
+Result CudaCodec::sum_of_squares(const void* in, DataType dtype, uint64_t count, double* out) {
+  Workspace& ws = *workspace_;
+  QCCL_CHECK(grow(&ws.squares, (kernels::kSquaresBlocks + 1) * sizeof(double), false,
+                  "sum of squares"));
+  QCCL_CHECK(grow(&ws.squares_readback, sizeof(double), true, "sum of squares"));
+  auto* partials = static_cast<double*>(ws.squares.ptr);
+  QCCL_CHECK(kernels::launch_sum_of_squares(in, dtype, count, partials,
+                                            partials + kernels::kSquaresBlocks, stream_));
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(ws.squares_readback.ptr, partials + kernels::kSquaresBlocks,
+                                  sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  QCCL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  *out = *static_cast<double*>(ws.squares_readback.ptr);
+  return qcclSuccess;
+}
+
+Result CudaCodec::take_deferred_error() {
+  return workspace_->report_landed_errors(stream_);
+}
+
+Result CudaCodec::allocate(uint64_t bytes, void** out) {
+  QCCL_CUDA_CHECK(cudaMalloc(out, bytes));
+  return qcclSuccess;
+}
+
+void CudaCodec::release(void* p) {
+  cudaFree(p);
+}
+
+Result CudaCodec::copy_to_host(void* host, const void* src, uint64_t bytes) {
+  if (bytes == 0) return qcclSuccess;
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  return qcclSuccess;
+}
+
+Result CudaCodec::copy_from_host(void* dst, const void* host, uint64_t bytes) {
+  if (bytes == 0) return qcclSuccess;
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_));
+  return qcclSuccess;
+}
+
+Result CudaCodec::copy(void* dst, const void* src, uint64_t bytes) {
+  if (bytes == 0 || dst == src) return qcclSuccess;
+  QCCL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  return qcclSuccess;
+}
+
+Result CudaCodec::synchronize() {
+  QCCL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return qcclSuccess;
+}
+
+// ---- the CUDA device backend ---------------------------------------------------
+
+namespace {
+
+class CudaBackend final : public DeviceBackend {
+ public:
+  const char* name() const override { return "cuda"; }
+  bool is_device_memory(const void* p) const override { return is_device_pointer(p); }
+  Result device_of(const void* p, int* device) const override {
+    const DriverPointerQuery& q = driver_pointer_query();
+    int ordinal = -1;
+    if (q.get_attribute == nullptr ||
+        q.get_attribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                        reinterpret_cast<CUdeviceptr>(p)) != CUDA_SUCCESS)
+      return fail(qcclInvalidArgument, "cannot tell which CUDA device holds {}", p);
+    *device = ordinal;
+    return qcclSuccess;
+  }
+  Result set_device(int device, int* previous) override {
+    QCCL_CUDA_CHECK(cudaGetDevice(previous));
+    if (*previous != device) QCCL_CUDA_CHECK(cudaSetDevice(device));
+    return qcclSuccess;
+  }
+  Result make_codec(int device, std::unique_ptr<Codec>* out) override {
+    (void)device;  // the caller made it current
+    *out = std::make_unique<CudaCodec>();
+    return qcclSuccess;
+  }
+};
+
+}  // namespace
+
+DeviceBackend* cuda_device_backend() {
+  static CudaBackend backend;
+  return &backend;
 }
 
 }  // namespace qccl
