@@ -1,4 +1,4 @@
-// Decode-accumulate (DESIGN.md §6): unpack N payloads and add them into a
+// Decode-accumulate (docs/design.md §6): unpack N payloads and add them into a
 // float32 accumulator in rank order, in one launch, so the allgather and SRA
 // steps cost one kernel, not one per rank. Each element's sum is formed in
 // the same order with the same roundings as N calls of the CPU
@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
       const float x = decode_element(source_at(sources, p), group, lane, valid, error);
       sum = (p == 0 && assign_first) ? x : add_rn(sum, x);
     }
-    if (valid) acc[e] = sum;
+    if (valid) acc[e] = canonical_nan(sum);  // the CPU's NaN bits, not CUDA's 0x7fffffff
   }
 }
 

@@ -1,7 +1,7 @@
-// Fused encode (ALGORITHMS.md §1, DESIGN.md §4): one 256-thread block per
+// Fused encode (docs/algorithms.md §1, docs/design.md §4): one 256-thread block per
 // bucket reads the bucket, reduces its norm in the canonical order of
 // quantize_math.h, normalises, draws, rounds and bit-packs, and (optionally)
-// produces the bucket's sufficient statistics (DESIGN.md §7). Every per-element
+// produces the bucket's sufficient statistics (docs/design.md §7). Every per-element
 // step calls the same __host__ __device__ helper as the CPU codec
 // (src/codec/cpu_codec.cc), so the payload bytes are the same.
 #pragma once
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
   }
 }
 
-// fp16 / bf16 / none: a plain cast per element, no table (ALGORITHMS.md §6).
+// fp16 / bf16 / none: a plain cast per element, no table (docs/algorithms.md §6).
 template <DataType kDtype, Method kMethod>
 __global__ void encode_cast_kernel(const __grid_constant__ EncodeArgs a) {
   using Traits = InputTraits<kDtype>;

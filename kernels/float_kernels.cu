@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "codec/half_cast.h"
+#include "codec/quantize_math.h"
 #include "core/cuda_check.h"
 #include "float_kernels.cuh"
 
@@ -14,7 +15,7 @@ __global__ void scale_kernel(float* x, uint64_t count, float factor) {
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
   for (uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; i < count;
        i += stride)
-    x[i] = __fmul_rn(x[i], factor);
+    x[i] = canonical_nan(__fmul_rn(x[i], factor));  // the host's NaN bits
 }
 
 __device__ float widen(const void* in, DataType dtype, uint64_t i) {

@@ -1,5 +1,5 @@
 // Host-side launchers of the codec kernels. kernel_dispatch.cu is the one
-// place where the kernel templates (bits x input dtype, STYLE.md "From CUB /
+// place where the kernel templates (bits x input dtype, docs/style.md "From CUB /
 // CUTLASS") are instantiated, by the switches that pick them.
 #pragma once
 

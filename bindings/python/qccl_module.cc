@@ -1,4 +1,4 @@
-// The native half of `import qccl` (DESIGN.md §9): a Communicator over an
+// The native half of `import qccl` (docs/design.md §9): a Communicator over an
 // MPI communicator or over a Python transport object (python_transport.h;
 // qccl.torch's process groups), raw-pointer collectives (the Python layer
 // turns numpy / torch / array-interface objects into pointers and dtypes;

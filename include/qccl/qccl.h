@@ -233,7 +233,7 @@ qcclResult_t qcclCommSetLearningRate(qcclComm_t comm, double lr);
 qcclResult_t qcclCommGetStats(qcclComm_t comm, qcclStats_t* stats);
 
 /* ---- Engine: Horovod-style asynchronous, named, fused allreduce ----------
- * (DESIGN.md §8, docs/engine.md). Tensors are enqueued by name from any
+ * (docs/design.md §8, docs/engine.md). Tensors are enqueued by name from any
  * thread; a background cycle thread agrees with the other ranks which names
  * are ready everywhere, fuses them, runs the compressed allreduce and fires
  * the callback (on the cycle thread). The engine runs on its own duplicate

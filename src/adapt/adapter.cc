@@ -1,6 +1,6 @@
 // The adapters of adapter.h: a fixed table (qsgd, qsgdinf, nuqsgd, trn, and
-// no table for the casts), DQSGD's per-step bits (ALGORITHMS.md §5), and the
-// adaptive methods with their statistics thread (§3–4, DESIGN.md §7).
+// no table for the casts), DQSGD's per-step bits (docs/algorithms.md §5), and the
+// adaptive methods with their statistics thread (§3–4, docs/design.md §7).
 #include "adapt/adapter.h"
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // The contract between the hot path (collective/) and the adaptation layer
-// (ALGORITHMS.md §3–5, DESIGN.md §7). One Adapter per communicator.
+// (docs/algorithms.md §3–5, docs/design.md §7). One Adapter per communicator.
 //
 // Per collective call at step s, the collective layer:
 //   1. asks plan(s, ...) which table and bits to encode with; the returned
@@ -11,7 +11,7 @@
 //      at step s + kSwitchLag on every rank (plan() waits for it there if the
 //      fit is late — the only place the hot path can block on the thread).
 // Every rank sees the same gathered summaries and runs the same
-// deterministic fit, so tables agree byte for byte (DESIGN.md §5.3).
+// deterministic fit, so tables agree byte for byte (docs/design.md §5.3).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // ALQ: the K - 2 interior levels minimising V under a model of F, by exact
-// coordinate descent (ALGORITHMS.md §3).
+// coordinate descent (docs/algorithms.md §3).
 #pragma once
 
 #include <vector>

@@ -1,5 +1,5 @@
 // AMQ: the multiplier p of the table ±{p^S, ..., p, 1} minimising V under a
-// model of F (ALGORITHMS.md §4).
+// model of F (docs/algorithms.md §4).
 #pragma once
 
 #include <vector>

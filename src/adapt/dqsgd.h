@@ -1,4 +1,4 @@
-// DQSGD bits per step (ALGORITHMS.md §5, derivation in docs/adaptive-levels.md):
+// DQSGD bits per step (docs/algorithms.md §5, derivation in docs/adaptive-levels.md):
 //   bits_t = clamp(ceil(log2(1 + C * eta_t * ||g_t||)) + 1, 1, 8)
 // with C calibrated on the first window of steps so that the mean bits over
 // that window equals the configured bits. Depends only on the reduced global

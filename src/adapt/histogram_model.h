@@ -1,4 +1,4 @@
-// The non-parametric model of F (ALGORITHMS.md §3, beyond the paper): the
+// The non-parametric model of F (docs/algorithms.md §3, beyond the paper): the
 // encoder's histogram of |r| (EncodeStats::hist, bin = floor(sqrt|r| *
 // kHistBins), each coordinate weighted by its bucket's n^2) read as a
 // symmetric density that is uniform inside each bin, so F is piecewise

@@ -1,5 +1,5 @@
 // Models of F, the distribution of normalised coordinates r in [-1, 1] that
-// level tables are fitted to (ALGORITHMS.md §3). Every model gives F, its
+// level tables are fitted to (docs/algorithms.md §3). Every model gives F, its
 // density and the truncated moments INT_c^d r^k dF in closed form, which is
 // all the ALQ step, the AMQ derivative and V(levels) need.
 #pragma once
@@ -28,11 +28,11 @@ class LevelModel {
   double quantile(double u, double lo = -1.0, double hi = 1.0) const;
   // INT_c^d (r - c) dF: the partial moment of the ALQ step.
   double partial_moment(double c, double d) const;
-  // INT_c^d (d - r)(r - c) dF: the variance one cell adds (ALGORITHMS.md §1).
+  // INT_c^d (d - r)(r - c) dF: the variance one cell adds (docs/algorithms.md §1).
   double cell_variance(double c, double d) const;
 };
 
-// V(levels) = sum of cell variances over a sorted table (ALGORITHMS.md §3).
+// V(levels) = sum of cell variances over a sorted table (docs/algorithms.md §3).
 double expected_variance(const LevelModel& model, const std::vector<double>& levels);
 
 // dV/dl_j for interior level j = INT_c^x (r - c) dF - INT_x^d (d - r) dF with

@@ -1,4 +1,4 @@
-// When adaptive tables are re-fitted (ALGORITHMS.md §3 "Schedule"): at the
+// When adaptive tables are re-fitted (docs/algorithms.md §3 "Schedule"): at the
 // listed steps (QCCL_UPDATE_STEPS, default {0, 100, 2000}) and then every
 // QCCL_UPDATE_EVERY steps after the last listed one (default 10000: 12000,
 // 22000, ...; 0 = never). With no listed steps the period counts from 0.

@@ -1,5 +1,5 @@
-// The per-rank summary of the encoder's sufficient statistics (ALGORITHMS.md
-// §3, DESIGN.md §7) and the models fitted from it. One fixed layout serves
+// The per-rank summary of the encoder's sufficient statistics (docs/algorithms.md
+// §3, docs/design.md §7) and the models fitted from it. One fixed layout serves
 // every model, so a summary is a few KB whatever the buffer size:
 //   totals    count, sum r, pooled within-bucket sum of squares,
 //             sum n^2 * count, sum n^2 * sum r^2

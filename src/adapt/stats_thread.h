@@ -1,4 +1,4 @@
-// The statistics thread (DESIGN.md §7): fits posted statistics off the hot
+// The statistics thread (docs/design.md §7): fits posted statistics off the hot
 // path and hands back versioned, immutable tables, each due at an agreed
 // switch step. The only wait on it is take_due() for a step whose table is
 // still being fitted.

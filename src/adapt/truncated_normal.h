@@ -1,5 +1,5 @@
 // Normal (mu, sigma) truncated to [-1, 1], and the norm-weighted mixture of
-// such components: the parametric models of ALGORITHMS.md §3 (alqn/amqn use
+// such components: the parametric models of docs/algorithms.md §3 (alqn/amqn use
 // one component, alq/amq a mixture over the largest-norm buckets).
 #pragma once
 

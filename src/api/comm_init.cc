@@ -1,4 +1,4 @@
-// Communicator lifetime and per-communicator settings (DESIGN.md §2–3).
+// Communicator lifetime and per-communicator settings (docs/design.md §2–3).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -168,6 +168,10 @@ qcclResult_t qcclCommDestroy(qcclComm_t comm) {
                         "qcclCommDestroy: the engine of this communicator is running; call "
                         "qcclEngineStop (collective) first");
     comm->magic = 0;
+    // The transport goes first: it waits for its own work under the deadline
+    // (NCCL: aborting a communicator stuck on a dead peer), so freeing the
+    // device workspace afterwards cannot hang. Nothing else calls it here.
+    comm->transport.reset();
     delete comm;
     return qcclSuccess;
   });

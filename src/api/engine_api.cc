@@ -1,4 +1,4 @@
-// The engine's C API (include/qccl/qccl.h, DESIGN.md §8). Engines
+// The engine's C API (include/qccl/qccl.h, docs/design.md §8). Engines
 // live in a registry keyed by communicator until qcclComm grows an engine
 // member (docs/engine.md); shared_ptr so an enqueue racing a stop never
 // touches a destroyed engine.

@@ -1,4 +1,4 @@
-// Error names and texts, version, configuration check (DESIGN.md §2–3).
+// Error names and texts, version, configuration check (docs/design.md §2–3).
 #include "api/comm.h"
 
 namespace qccl {

@@ -9,7 +9,6 @@
 #ifdef QCCL_HAVE_NCCL
 #include <nccl.h>
 
-#include "collective/device_collectives.h"
 #include "transport/nccl_transport.h"
 #endif
 
@@ -33,20 +32,27 @@ Result nccl_call_failed(ncclResult_t r, const char* call) {
               ncclGetErrorString(r));
 }
 
-// The common tail of both initialisations over an NCCL communicator.
+// The common tail of both initialisations over an NCCL communicator. The
+// configuration is resolved first: the transport waits under its
+// QCCL_TIMEOUT_S from creation on (a non-blocking communicator may still be
+// initialising). A bad configuration is reported by the agreement, on every
+// rank; until then the default timeout applies.
 Result init_over_nccl(qcclComm_t* out, ncclComm_t nccl, bool owned, const qcclConfig_t* overrides) {
   auto comm = std::make_unique<qcclComm>();
   const Result resolved = resolve_config(overrides, &comm->config);
   const std::string resolve_error = thread_last_error();
+  const double timeout_s = resolved == qcclSuccess ? comm->config.timeout_s : Config{}.timeout_s;
   std::unique_ptr<NcclTransport> transport;
-  const Result created = NcclTransport::create(nccl, owned, &transport);
-  if (created != qcclSuccess) {
-    if (owned) ncclCommDestroy(nccl);
-    return created;
-  }
-  QCCL_CHECK(create_device_state(transport.get(), &comm->device));
-  return finish_comm_init(std::move(comm), resolved, resolve_error, std::move(transport), "NCCL",
-                          out);
+  // An owned communicator is the transport's from here on, even when
+  // create fails (it may have been aborted: it must not be destroyed here).
+  QCCL_CHECK(NcclTransport::create(nccl, owned, timeout_s, &transport));
+  const int device = transport->cuda_device();
+  QCCL_CHECK(finish_comm_init(std::move(comm), resolved, resolve_error, std::move(transport),
+                              "NCCL", out));
+  // Device calls run on the communicator's device, whatever the caller's
+  // current one is then.
+  (*out)->collectives->bind_device(device);
+  return qcclSuccess;
 }
 #endif
 
@@ -82,8 +88,11 @@ qcclResult_t qcclCommInitRank(qcclComm_t* comm, int nranks, qcclUniqueId commId,
     ncclUniqueId id;
     std::memcpy(&id, commId.internal, sizeof id);
     ncclComm_t nccl = nullptr;
+    // ncclInProgress: a non-blocking communicator (NCCL_COMM_BLOCKING=0),
+    // still initialising; the transport waits for it under QCCL_TIMEOUT_S.
     const ncclResult_t r = ncclCommInitRank(&nccl, nranks, id, rank);
-    if (r != ncclSuccess) return qccl::nccl_call_failed(r, "ncclCommInitRank");
+    if (r != ncclSuccess && r != ncclInProgress)
+      return qccl::nccl_call_failed(r, "ncclCommInitRank");
     return qccl::init_over_nccl(comm, nccl, /*owned=*/true, config);
 #else
     (void)commId;

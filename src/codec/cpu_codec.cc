@@ -1,4 +1,4 @@
-// CPU reference codec (DESIGN.md §4, ALGORITHMS.md §1). The per-element maths
+// CPU reference codec (docs/design.md §4, docs/algorithms.md §1). The per-element maths
 // lives in quantize_math.h, shared with kernels/; this file only arranges
 // loops (bucket by bucket, in phases that vectorise) and the payload bytes.
 #include "codec/cpu_codec.h"
@@ -398,6 +398,10 @@ QCCL_SIMD_CLONES uint32_t decode_bucket(const uint32_t* words, int bits, uint64_
       o[i] = kAccumulate ? o[i] + x : x;
     }
   }
+  // Only a non-finite norm makes NaN (NaN·level, Inf·0, Inf + -Inf): give it
+  // the one bit pattern the GPU stores too (docs/payload-format.md "NaN").
+  if (!(std::fabs(norm) <= 3.4028235e38f))
+    for (uint64_t i = 0; i < n; ++i) out[i] = canonical_nan(out[i]);
   return max_symbol;
 }
 
@@ -419,7 +423,7 @@ Result decode_impl(const void* payload, uint64_t bytes, uint64_t expected_count,
         std::memcpy(&u, v.body + 2 * i, 2);
         x = method == Method::kFp16 ? fp16_to_float(u) : bf16_to_float(u);
       }
-      out[i] = kAccumulate ? out[i] + x : x;
+      out[i] = canonical_nan(kAccumulate ? out[i] + x : x);  // one NaN pattern, as the GPU
     }
     return qcclSuccess;
   }

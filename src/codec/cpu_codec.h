@@ -29,12 +29,12 @@ struct EncodeSpec {
   uint64_t index_base = 0;  // global index of element 0 of this buffer
 };
 
-// Histogram of |r| used by the non-parametric model (ALGORITHMS.md §3):
+// Histogram of |r| used by the non-parametric model (docs/algorithms.md §3):
 // bin = floor(sqrt(|r|) * kHistBins), so bins are finer near 0 where
 // normalised gradients live; each coordinate adds n_b^2.
 constexpr int kHistBins = 128;
 
-// Per-bucket sufficient statistics (ALGORITHMS.md §3), produced by encode.
+// Per-bucket sufficient statistics (docs/algorithms.md §3), produced by encode.
 struct BucketStats {
   float norm = 0;
   float sum_r = 0;

@@ -108,7 +108,7 @@ Result grow(Allocation* a, size_t bytes, bool pinned, const char* what) {
   return qcclSuccess;
 }
 
-void release(Allocation* a) {
+void release_allocation(Allocation* a) {
   if (a->ptr == nullptr) return;
   // Destructor path: nothing to report to; the runtime may be shut down.
   if (a->pinned)
@@ -159,7 +159,7 @@ struct CudaCodec::Workspace {
     for (Allocation* a : {&bucket_stats, &hist_counts, &stats_readback, &prefixes, &sources_host,
                           &sources_device, &error_word, &error_readback, &poisoned, &squares,
                           &squares_readback})
-      release(a);
+      release_allocation(a);
   }
 
   // The error word, its pinned snapshot and the decode event, created on

@@ -1,5 +1,7 @@
 #include "codec/host_codec.h"
 
+#include "codec/quantize_math.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -41,7 +43,8 @@ Result HostCodec::decode_sum(const void* payloads, uint64_t stride, int n,
 }
 
 Result HostCodec::scale(float* x, uint64_t count, float factor) {
-  for (uint64_t i = 0; i < count; ++i) x[i] *= factor;
+  // canonical_nan: a NaN gets the bit pattern the device's multiply gives.
+  for (uint64_t i = 0; i < count; ++i) x[i] = canonical_nan(x[i] * factor);
   return qcclSuccess;
 }
 

@@ -1,5 +1,5 @@
 // Marks code that is compiled for both the CPU codec and the CUDA kernels.
-// DESIGN.md §5: the maths is written once; CPU and GPU must produce
+// docs/design.md §5: the maths is written once; CPU and GPU must produce
 // byte-identical payloads, so this code avoids anything whose rounding can
 // differ between the two (no FMA contraction, no fast-math intrinsics).
 #pragma once

@@ -1,4 +1,4 @@
-// Level tables (ALGORITHMS.md §1–2): sorted signed levels, -1 first, +1
+// Level tables (docs/algorithms.md §1–2): sorted signed levels, -1 first, +1
 // last, at most 2^bits entries. Fixed tables for the classic methods; the
 // adaptive methods fill the same type (adapt/).
 #pragma once

@@ -1,4 +1,4 @@
-// The compressed payload (DESIGN.md §4, spec in docs/payload-format.md).
+// The compressed payload (docs/design.md §4, spec in docs/payload-format.md).
 // Offsets are computed here, once, for the CPU codec and the CUDA kernels.
 //
 //   PayloadHeader (64 bytes, little-endian)

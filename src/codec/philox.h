@@ -1,6 +1,6 @@
 // Philox4x32-10 (Salmon et al., SC'11), the counter-based RNG behind every
 // stochastic rounding draw. Written once for host and device so the CPU and
-// CUDA encoders draw the same numbers (DESIGN.md §5, promise 2).
+// CUDA encoders draw the same numbers (docs/design.md §5, promise 2).
 #pragma once
 
 #include <cstdint>

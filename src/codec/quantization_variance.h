@@ -1,4 +1,4 @@
-// The exact expected squared error of the quantiser (ALGORITHMS.md §1):
+// The exact expected squared error of the quantiser (docs/algorithms.md §1):
 // E||Q(v) - v||^2 = sum_b n_b^2 sum_{i in b} (l_{j+1} - r_i)(r_i - l_j).
 // Used by tests and tools to check measured errors against prediction.
 #pragma once

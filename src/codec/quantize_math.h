@@ -1,4 +1,4 @@
-// The quantiser of ALGORITHMS.md §1, one definition for the CPU codec and
+// The quantiser of docs/algorithms.md §1, one definition for the CPU codec and
 // the CUDA kernels: bucket norm in a fixed reduction order, cell search,
 // unbiased stochastic rounding, and the bit-plane packing of symbols.
 #pragma once

@@ -42,6 +42,24 @@ Collectives::~Collectives() {
   if (device_codec_) device_codec_->synchronize();
 }
 
+Result Collectives::gather_control(const void* mine, uint64_t bytes, std::vector<unsigned char>* all,
+                                   std::vector<uint64_t>* offsets) {
+  Transport& t = ctx_.base_transport;
+  const int n = t.size();
+  std::vector<uint64_t> sizes(n), eight(n, sizeof(uint64_t)), slots(n);
+  for (int r = 0; r < n; ++r) slots[r] = r * sizeof(uint64_t);
+  QCCL_CHECK(t.allgatherv(&bytes, sizeof bytes, sizes.data(), eight.data(), slots.data()));
+  offsets->assign(n + 1, 0);
+  for (int r = 0; r < n; ++r) {
+    if ((*offsets)[r] + sizes[r] < (*offsets)[r])
+      return fail(qcclInternalError, "control message sizes overflow (rank {} sent {} bytes)", r,
+                  sizes[r]);
+    (*offsets)[r + 1] = (*offsets)[r] + sizes[r];
+  }
+  all->resize((*offsets)[n]);
+  return t.allgatherv(mine, bytes, all->data(), sizes.data(), offsets->data());
+}
+
 void Collectives::mark_step() {
   ctx_.step_marked = true;
   ++ctx_.step;

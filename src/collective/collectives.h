@@ -39,6 +39,15 @@ class Collectives {
   // communicator's). Otherwise the device of the first device buffer.
   void bind_device(int device) { device_ = device; }
 
+  // Control messages (the engine's negotiation): every rank's host byte
+  // string, rank r's at (*all)[(*offsets)[r] .. (*offsets)[r+1]). Outside
+  // the call agreement and the counters; bounded by the transport's timeout.
+  Result gather_control(const void* mine, uint64_t bytes, std::vector<unsigned char>* all,
+                        std::vector<uint64_t>* offsets);
+
+  int rank() const { return ctx_.base_transport.rank(); }
+  int size() const { return ctx_.base_transport.size(); }
+
   void mark_step();
   void set_learning_rate(double lr) { ctx_.learning_rate = lr; }
   const CollectiveContext& context() const { return ctx_; }

@@ -28,7 +28,7 @@ Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, Dat
   s.norm = ctx.config.effective_norm();
   if (out->plan.table) {
     // A table that would quantise wrongly must fail loudly, not corrupt
-    // the sum (DESIGN.md §5.3: every rank holds the same table, so every
+    // the sum (docs/design.md §5.3: every rank holds the same table, so every
     // rank fails alike).
     const LevelTable& t = *out->plan.table;
     if (is_quantizing(s.method) &&

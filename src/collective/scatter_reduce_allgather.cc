@@ -1,4 +1,4 @@
-// The `sra` algorithm (DESIGN.md §6): the buffer is cut into N chunks of
+// The `sra` algorithm (docs/design.md §6): the buffer is cut into N chunks of
 // whole buckets; chunk i of every rank is encoded and sent to rank i
 // (all-to-all); rank i decodes and sums its N pieces in rank order,
 // re-encodes the sum (stream 1, so its draws differ from the first round)

@@ -108,7 +108,7 @@ const std::vector<Param>& params() {
        },
        [](const Config& c) { return c.norm_auto ? std::string("auto") : norm_name(c.norm); }},
       {{"QCCL_ALGO", "auto", "one of auto, allgather, sra",
-        "compressed allreduce algorithm (DESIGN.md §6)"},
+        "compressed allreduce algorithm (docs/design.md §6)"},
        &qcclConfig_t::algo,
        [](const std::string& t, Config* c) {
          if (t == "auto") return c->algo = Algo::kAuto, true;

@@ -14,7 +14,7 @@
 
 namespace qccl {
 
-// How adapt/ models the distribution of normalised coordinates (ALGORITHMS.md §3).
+// How adapt/ models the distribution of normalised coordinates (docs/algorithms.md §3).
 enum class ModelKind : uint8_t { kAuto = 0, kTruncNorm = 1, kMixture = 2, kHistogram = 3 };
 const char* model_name(ModelKind m);
 

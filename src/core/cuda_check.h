@@ -1,5 +1,5 @@
 // CUDA errors are translated once, here, into qcclUnhandledCudaError with the
-// runtime's own text (STYLE.md "From NCCL"). Every runtime call and every
+// runtime's own text (docs/style.md "From NCCL"). Every runtime call and every
 // launch in kernels/ goes through QCCL_CUDA_CHECK.
 #pragma once
 

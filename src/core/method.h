@@ -59,11 +59,11 @@ inline size_t dtype_size(DataType t) {
 inline bool is_quantizing(Method m) {
   return m != Method::kNone && m != Method::kFp16 && m != Method::kBf16;
 }
-// Methods whose table is fitted by adapt/ (ALGORITHMS.md §3–4).
+// Methods whose table is fitted by adapt/ (docs/algorithms.md §3–4).
 inline bool is_adaptive(Method m) {
   return m == Method::kAlq || m == Method::kAlqN || m == Method::kAmq || m == Method::kAmqN;
 }
-// The norm a method uses when QCCL_NORM is "auto": ALGORITHMS.md §2 for the
+// The norm a method uses when QCCL_NORM is "auto": docs/algorithms.md §2 for the
 // fixed tables; Linf for the adaptive ones, chosen by measurement
 // (docs/adaptive-levels.md, "Norm"): with L2 and 8192-coordinate buckets
 // |r| << 1, so the pinned ±1 levels are wasted, and Linf gave 1.3–5.8x lower

@@ -40,7 +40,7 @@ Engine::~Engine() {
 Result Engine::start() {
   if (thread_.joinable())
     return fail(qcclInvalidUsage, "the engine of this communicator is already started");
-  QCCL_CHECK(timeline_.open(config_.timeline, transport_.rank()));
+  QCCL_CHECK(timeline_.open(config_.timeline, collectives_.rank()));
   running_ = true;
   thread_ = std::thread(&Engine::run, this);
   return qcclSuccess;
@@ -131,7 +131,7 @@ bool Engine::cycle() {
     mine.tensors.push_back(a);
   }
   std::vector<RankAnnouncements> all;
-  const Result negotiated = exchange_announcements(transport_, mine, &all);
+  const Result negotiated = exchange_announcements(collectives_, mine, &all);
   if (negotiated != qcclSuccess) {
     std::lock_guard<std::mutex> lock(state_mutex_);
     broken_ = negotiated;
@@ -170,7 +170,7 @@ void Engine::check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& a
   if (age < warn_after) return;
   const std::vector<int> have = ranks_announcing(all, e->name_hash);
   std::vector<int> missing;
-  for (int r = 0; r < transport_.size(); ++r)
+  for (int r = 0; r < collectives_.size(); ++r)
     if (!std::binary_search(have.begin(), have.end(), r)) missing.push_back(r);
   if (age >= config_.timeout_s) {
     const std::string message = fmt::format(

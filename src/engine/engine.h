@@ -1,4 +1,4 @@
-// The Horovod-style engine (DESIGN.md §8, docs/engine.md). One per started
+// The Horovod-style engine (docs/design.md §8, docs/engine.md). One per started
 // communicator. The cycle reads like the design:
 //   collect → negotiate → (stall check, mismatches) → fuse → execute → complete.
 // It runs its own collective context (own step counter and counters) over

@@ -15,7 +15,7 @@ void ErrorFeedbackStore::update(uint64_t name_hash, const float* sent, const flo
                                 uint64_t count) {
   std::vector<float>& e = residuals_[name_hash];
   e.resize(count);
-  // A non-finite input already reached the result (DESIGN.md §5); carrying
+  // A non-finite input already reached the result (docs/design.md §5); carrying
   // it in the residual would poison every later step of this name.
   for (uint64_t i = 0; i < count; ++i) {
     const float r = sent[i] - own_decoded[i];

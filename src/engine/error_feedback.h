@@ -1,4 +1,4 @@
-// QCCL_ERROR_FEEDBACK (ALGORITHMS.md, error feedback): per tensor name, the
+// QCCL_ERROR_FEEDBACK (docs/algorithms.md, error feedback): per tensor name, the
 // part of last step's input that quantisation dropped on this rank,
 // e = (x + e_prev) - Q(x + e_prev), is added to the next input under that
 // name. Q(.) is this rank's own decoded payload, which the engine gets from

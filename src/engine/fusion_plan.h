@@ -1,4 +1,4 @@
-// Which ready tensors travel together (DESIGN.md §8): tensors of one dtype,
+// Which ready tensors travel together (docs/design.md §8): tensors of one dtype,
 // op and compression policy are packed, in the agreed order, into groups of
 // at most QCCL_FUSION_THRESHOLD bytes (a larger tensor travels alone).
 // Computed from the announcements only, so every rank builds the same groups.

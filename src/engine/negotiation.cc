@@ -81,9 +81,9 @@ std::vector<int> ranks_announcing(const std::vector<RankAnnouncements>& ranks, u
   return out;
 }
 
-Result exchange_announcements(Transport& transport, const RankAnnouncements& mine,
+Result exchange_announcements(Collectives& collectives, const RankAnnouncements& mine,
                               std::vector<RankAnnouncements>* all) {
-  const int n = transport.size();
+  const int n = collectives.size();
   // Wire form: [flags u32][count u32][records...].
   std::vector<unsigned char> message(8 + mine.tensors.size() * sizeof(TensorAnnouncement));
   const uint32_t header[2] = {mine.flags, static_cast<uint32_t>(mine.tensors.size())};
@@ -91,30 +91,20 @@ Result exchange_announcements(Transport& transport, const RankAnnouncements& min
   if (!mine.tensors.empty())
     std::memcpy(message.data() + 8, mine.tensors.data(),
                 mine.tensors.size() * sizeof(TensorAnnouncement));
-
-  const uint64_t my_bytes = message.size();
-  std::vector<uint64_t> sizes(n), eight(n, sizeof(uint64_t)), offsets(n);
-  for (int r = 0; r < n; ++r) offsets[r] = r * sizeof(uint64_t);
-  QCCL_CHECK(
-      transport.allgatherv(&my_bytes, sizeof my_bytes, sizes.data(), eight.data(), offsets.data()));
-  uint64_t total = 0;
-  for (int r = 0; r < n; ++r) {
-    if (sizes[r] < 8 || (sizes[r] - 8) % sizeof(TensorAnnouncement) != 0)
-      return fail(qcclInternalError, "engine negotiation: rank {} sent a {}-byte message", r,
-                  sizes[r]);
-    offsets[r] = total;
-    total += sizes[r];
-  }
-  std::vector<unsigned char> gathered(total);
-  QCCL_CHECK(transport.allgatherv(message.data(), my_bytes, gathered.data(), sizes.data(),
-                                  offsets.data()));
+  std::vector<unsigned char> gathered;
+  std::vector<uint64_t> offsets;
+  QCCL_CHECK(collectives.gather_control(message.data(), message.size(), &gathered, &offsets));
   all->assign(n, RankAnnouncements());
   for (int r = 0; r < n; ++r) {
+    const uint64_t bytes = offsets[r + 1] - offsets[r];
     uint32_t h[2];
+    if (bytes < 8 || (bytes - 8) % sizeof(TensorAnnouncement) != 0)
+      return fail(qcclInternalError, "engine negotiation: rank {} sent a {}-byte message", r,
+                  bytes);
     std::memcpy(h, gathered.data() + offsets[r], sizeof h);
-    if (8 + static_cast<uint64_t>(h[1]) * sizeof(TensorAnnouncement) != sizes[r])
+    if (8 + static_cast<uint64_t>(h[1]) * sizeof(TensorAnnouncement) != bytes)
       return fail(qcclInternalError, "engine negotiation: rank {} announced {} tensors in {} bytes",
-                  r, h[1], sizes[r]);
+                  r, h[1], bytes);
     (*all)[r].flags = h[0];
     (*all)[r].tensors.resize(h[1]);
     if (h[1] > 0)

@@ -1,4 +1,4 @@
-// Cross-rank agreement on which tensors are ready everywhere (DESIGN.md §8).
+// Cross-rank agreement on which tensors are ready everywhere (docs/design.md §8).
 // Each cycle every rank allgathers a small record per pending tensor (name
 // hash, count, dtype, op, compress policy) plus its flags; every rank then
 // computes the same decision from the same gathered bytes, so no
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/result.h"
-#include "transport/transport.h"
+#include "collective/collectives.h"
 
 namespace qccl {
 
@@ -56,9 +56,9 @@ CycleDecision decide_cycle(const std::vector<RankAnnouncements>& ranks);
 // The ranks (ascending) that announced `name_hash` this cycle.
 std::vector<int> ranks_announcing(const std::vector<RankAnnouncements>& ranks, uint64_t name_hash);
 
-// Allgathers this rank's announcements (two transport calls: sizes, then
-// records) into `all` (indexed by rank).
-Result exchange_announcements(Transport& transport, const RankAnnouncements& mine,
+// Allgathers this rank's announcements (a control message of the collective
+// layer, Collectives::gather_control) into `all` (indexed by rank).
+Result exchange_announcements(Collectives& collectives, const RankAnnouncements& mine,
                               std::vector<RankAnnouncements>* all);
 
 }  // namespace qccl

@@ -1,4 +1,4 @@
-// Tensors submitted to the engine and not yet completed (DESIGN.md §8).
+// Tensors submitted to the engine and not yet completed (docs/design.md §8).
 // Producers are any threads (qcclEnqueueAllReduce); the consumer is the
 // cycle thread, which snapshots the pending set each cycle and removes the
 // entries it completes. One mutex: enqueue is rare next to a cycle.

@@ -1,7 +1,7 @@
 // QCCL_TIMELINE: a chrome://tracing / Perfetto JSON array of complete ("X")
 // events, one track (tid) per tensor name, pid = rank. The file is valid
 // JSON whenever no flush is in progress: after each flush the closing
-// bracket is written and the next flush overwrites it (DESIGN.md §8).
+// bracket is written and the next flush overwrites it (docs/design.md §8).
 // Used by the cycle thread only.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Transport over an MPI communicator (DESIGN.md §1). The user's
+// Transport over an MPI communicator (docs/design.md §1). The user's
 // communicator is duplicated so qccl traffic never matches user messages,
 // and set to MPI_ERRORS_RETURN so MPI failures become qcclTransportError.
 //

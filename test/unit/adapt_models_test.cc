@@ -1,4 +1,4 @@
-// Models of F (ALGORITHMS.md §3): closed forms against numerical
+// Models of F (docs/algorithms.md §3): closed forms against numerical
 // integration, and predicted V against Monte-Carlo quantisation of samples
 // drawn from the model.
 #include <gtest/gtest.h>
@@ -45,7 +45,7 @@ TEST(AdaptModels, TruncatedNormalMomentsMatchIntegration) {
 }
 
 TEST(AdaptModels, TruncatedNormalPartialMomentMatchesAlgorithmsFormula) {
-  // ALGORITHMS.md §3: INT_c^d (r-c) dF = (mu - c)(F(d) - F(c)) + sigma^2 (f(c) - f(d)).
+  // docs/algorithms.md §3: INT_c^d (r-c) dF = (mu - c)(F(d) - F(c)) + sigma^2 (f(c) - f(d)).
   const TruncatedNormal f(0.1, 0.3);
   const double c = -0.2, d = 0.6;
   const double formula = (0.1 - c) * (f.cdf(d) - f.cdf(c)) + 0.3 * 0.3 * (f.pdf(c) - f.pdf(d));

@@ -1,4 +1,4 @@
-// ALQ / AMQ optimisers against the public vectors of ALGORITHMS.md §8 (T3)
+// ALQ / AMQ optimisers against the public vectors of docs/algorithms.md §8 (T3)
 // and the invariants of §3–4.
 #include <gtest/gtest.h>
 

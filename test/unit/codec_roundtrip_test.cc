@@ -66,7 +66,7 @@ TEST(CodecRoundTrip, PayloadSizeIsBitsPerCoordinatePlusNormAndTable) {
   const LevelTable t = uniform_table(3);
   spec.num_levels = t.size();
   const uint64_t n = 1 << 20;
-  // ALGORITHMS.md §7: 32 bits of norm + 3 bits per coordinate per bucket.
+  // docs/algorithms.md §7: 32 bits of norm + 3 bits per coordinate per bucket.
   EXPECT_EQ(payload_bytes(spec, n), 64 + 8 * 4 + (n / 8192) * 4 + n * 3 / 8);
   const double ratio = 4.0 * n / payload_bytes(spec, n);
   EXPECT_LT(ratio, 32.0 / 3);

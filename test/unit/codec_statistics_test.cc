@@ -1,4 +1,4 @@
-// The quantiser's statistical promises (ALGORITHMS.md §1, §8): exact
+// The quantiser's statistical promises (docs/algorithms.md §1, §8): exact
 // variance (T1), the QSGD bound (T2), unbiasedness of every method and a
 // measured variance that matches the exact one.
 #include <cmath>

@@ -176,7 +176,7 @@ namespace qccl {
 namespace {
 
 // The README's configuration table lists every parameter with its default
-// (STYLE.md: the table is checked against the one parameter table).
+// (docs/style.md: the table is checked against the one parameter table).
 TEST(ConfigDocs, ReadmeDocumentsEveryVariable) {
   std::ifstream in(std::string(QCCL_SOURCE_DIR) + "/README.md");
   ASSERT_TRUE(in.good());

@@ -1,4 +1,4 @@
-"""qccl: quantized collective communication (DESIGN.md §9, docs/python.md).
+"""qccl: quantized collective communication (docs/design.md §9, docs/python.md).
 
     import qccl
     qccl.init(method="alq", bits=3)      # MPI_COMM_WORLD (or comm=mpi4py comm)

@@ -1,4 +1,4 @@
-"""qccl for PyTorch (DESIGN.md §9, docs/python.md).
+"""qccl for PyTorch (docs/design.md §9, docs/python.md).
 
 * ``init_process_group_from_mpi()``: torch.distributed (gloo) from the
   mpirun environment, so DDP and qccl see the same ranks.
@@ -62,7 +62,7 @@ def ddp_comm_hook(state, bucket):
     tensor = _bucket_tensor(bucket)
     comm.allreduce(tensor, op="avg")
     if bucket.is_last():
-        comm.mark_step()  # DESIGN.md §7: one step per backward pass
+        comm.mark_step()  # docs/design.md §7: one step per backward pass
     future = torch.futures.Future()
     future.set_result(tensor)
     return future
