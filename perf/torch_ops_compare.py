@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """QSGD bucket quantiser in framework tensor ops vs qccl's codec, in one run.
 
-The same maths as qccl's `qsgd` method (ALGORITHMS.md §2, src/codec/):
+The same maths as qccl's `qsgd` method (docs/algorithms.md §2, src/codec/):
 buckets of B coordinates, each divided by its L2 norm, stochastically
 rounded onto the uniform table of 2^bits levels on [-1, 1], the symbols
 bit-packed at `bits` bits each; decode = table[symbol] * norm. Written once

@@ -7,7 +7,7 @@ Every rank trains on its own shard of the real Fashion-MNIST training set
 (IDX files from the Debian package dataset-fashion-mnist); gradients are
 averaged by qccl inside DDP (qccl.torch.ddp_comm_hook). Rank 0 prints per
 epoch: mean training loss, test accuracy (full 10k test set), bytes this
-rank put on the wire (qccl stats, DESIGN.md §6 accounting) and wall time,
+rank put on the wire (qccl stats, docs/design.md §6 accounting) and wall time,
 and appends the same to --csv. --dump-grad writes the gradient bucket of
 step --dump-step as raw float32 (input for tools/qccl_levels --input).
 """

@@ -1,4 +1,4 @@
-// The nccl-tests-style benchmark harness (STYLE.md): argument parsing,
+// The nccl-tests-style benchmark harness (docs/style.md): argument parsing,
 // timing, the table and the JSON output live here; each perf/*_perf.cc
 // only describes its collective.
 #pragma once

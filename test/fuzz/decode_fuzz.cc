@@ -1,4 +1,4 @@
-// libFuzzer target for the payload decoder (DESIGN.md §4: a payload that
+// libFuzzer target for the payload decoder (docs/design.md §4: a payload that
 // fails validation is qcclCorruptPayload, never an out-of-bounds read).
 //
 // Input byte 0 picks a mode:

@@ -78,7 +78,7 @@ TEST(AllReduce, NoneEqualsMpiAllreduceBitForBit) {
 // A coarse sanity bound (the exact variance checks are the tests below).
 // At 4 bits and bucket 256 the uniform-table methods (qsgd, qsgdinf, dqsgd)
 // have normalised variance up to sqrt(d)/s = 16/7.5 ~ 2 per quantisation
-// (ALGORITHMS.md §8 T2) and sra quantises twice, so they get 3; TernGrad
+// (docs/algorithms.md §8 T2) and sra quantises twice, so they get 3; TernGrad
 // ignores bits and gets 4; the non-uniform tables stay under 1.
 TEST(AllReduce, EveryMethodAndAlgorithmGivesIdenticalBytesNearTheSum) {
   const int n = world_size();
@@ -178,7 +178,7 @@ TEST(AllReduce, InPlaceEqualsOutOfPlace) {
   }
 }
 
-// ALGORITHMS.md §1: with `allgather` the error of the sum is the sum of the
+// docs/algorithms.md §1: with `allgather` the error of the sum is the sum of the
 // ranks' independent quantisation errors, so E||result - exact||^2 equals
 // sum_r sum_i n_b^2 (l_{j+1} - r_i)(r_i - l_j), computable from the inputs.
 // 16 trials x N x 4096 coordinates put the standard error of the measured

@@ -1,4 +1,4 @@
-// The engine's failure modes (DESIGN.md §8): a tensor some ranks never
+// The engine's failure modes (docs/design.md §8): a tensor some ranks never
 // submit is reported by name and rank list, a count/dtype mismatch comes
 // back through the callback on every rank, bad arguments are rejected at
 // enqueue, and the timeline is a well-formed trace with all four phases.

@@ -1,4 +1,4 @@
-// The engine (DESIGN.md §8) under mpirun: ranks submit the same named
+// The engine (docs/design.md §8) under mpirun: ranks submit the same named
 // tensors in different orders and from many threads, with mixed sizes and
 // dtypes, and every tensor comes back reduced.
 #include <algorithm>
@@ -123,7 +123,7 @@ TEST(Engine, ManyThreadsSubmittingWithAverage) {
   expect_exact_sums(tensors, world_size(), true);
 }
 
-// Compressed: every rank holds the same bytes (DESIGN.md §5.1) and the
+// Compressed: every rank holds the same bytes (docs/design.md §5.1) and the
 // result is close to the exact sum. Tolerance: 3-bit qsgdinf (L-inf
 // buckets of 256) rounds each coordinate within |x|_inf / 3 ~ 1 sigma, so
 // the relative error of an N-rank sum is ~0.3; the check at 0.6 fails on a
