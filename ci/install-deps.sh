@@ -16,6 +16,7 @@ PACKAGES=(
   python3-mpi4py python3-torch        # Python bindings, DDP hook and their tests
   dataset-fashion-mnist               # the training example (examples/fashion_mnist)
   iproute2
+  gcovr                               # line coverage tables (ci/coverage.sh)
 )
 
 missing=()

@@ -191,6 +191,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
       float rescaled_sum = 0.0f;
       for (uint32_t pos = t; pos < n; pos += kEncodeThreads)
         rescaled_sum = square_accumulate(rescaled_sum, rescaled(value(pos), linf));
+      // Linf when the L2 norm exceeds FLT_MAX: the CPU's float (quantize_math.h).
       norm = l2_from_rescaled(linf, block_tree_sum(rescaled_sum, lanes, &broadcast));
     }
   }

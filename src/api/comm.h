@@ -4,10 +4,14 @@
 
 #include <memory>
 #include <string>
+#if defined(__GLIBCXX__)  // defined by the libstdc++ headers above
+#include <cxxabi.h>
+#endif
 
 #include "adapt/adapter.h"
 #include "collective/collectives.h"
 #include "core/config.h"
+#include "core/fault_injection.h"
 #include "transport/transport.h"
 
 struct qcclComm {
@@ -46,14 +50,34 @@ Result finish_comm_init(std::unique_ptr<qcclComm> comm, Result resolved,
                         const char* transport_name, qcclComm_t* out);
 
 // Runs an API body: clears this thread's error, and on failure copies the
-// message onto the communicator (if any) and logs it at WARN.
+// message onto the communicator (if any) and logs it at WARN. Every public
+// function that returns qcclResult_t goes through here, so no C++ exception
+// crosses the C API (fails safe): std::bad_alloc becomes qcclSystemError
+// ("out of memory in <function>: ..."), any other exception
+// qcclInternalError (core/fault_injection.h). maybe_inject_fault is the
+// test hook that throws here when a test armed it for `function`.
 template <typename Body>
 qcclResult_t api_call(qcclComm_t comm, const char* function, Body&& body) {
-  clear_thread_error();
-  const Result r = body();
+  Result r = qcclSuccess;
+  try {
+    clear_thread_error();
+    maybe_inject_fault(function);
+    r = body();
+#if defined(__GLIBCXX__)
+  } catch (::abi::__forced_unwind&) {
+    throw;  // thread cancellation must unwind, not be turned into a code
+#endif
+  } catch (...) {
+    r = exception_result(function);
+  }
   if (r != qcclSuccess) {
-    if (comm != nullptr && comm->magic == qcclComm::kAlive) comm->last_error = thread_last_error();
-    QCCL_LOG_WARN("{} failed: {} ({})", function, thread_last_error(), result_name(r));
+    try {
+      if (comm != nullptr && comm->magic == qcclComm::kAlive)
+        comm->last_error = thread_last_error();
+      QCCL_LOG_WARN("{} failed: {} ({})", function, thread_last_error(), result_name(r));
+    } catch (...) {
+      // Out of memory while copying or logging the text: the code still goes back.
+    }
   }
   return r;
 }

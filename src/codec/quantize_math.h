@@ -46,7 +46,8 @@ QCCL_HD float abs_max_propagating_nan(float m, float x) {
 }
 
 // The plain sum of squares overflowed (|x| >~ 1e19) or underflowed (all
-// |x| <~ 1e-20): redo it on x / linf so the norm stays exact-ish and finite.
+// |x| <~ 1e-20): redo it on x / linf so the norm stays exact-ish and finite
+// (l2_from_rescaled; an L2 norm beyond FLT_MAX falls back to linf).
 // A NaN or Inf input keeps the non-finite result (linf is then non-finite).
 QCCL_HD bool l2_needs_rescale(float sum_squares, float linf) {
   const bool finite_linf = linf - linf == 0.0f;
@@ -72,8 +73,19 @@ QCCL_HD float canonical_nan(float x) {
 QCCL_HD float rescaled(float x, float linf) {
   return x / linf;
 }
+// linf * sqrt(sum (x/linf)^2). The rescaled sum is >= 1 (the largest element
+// contributes exactly 1), so the result is >= linf. For a finite bucket whose
+// exact L2 norm exceeds FLT_MAX (e.g. two elements of 3e38) the product
+// overflows to Inf, and an Inf norm would decode to NaN: the stored norm is
+// then linf instead. Any norm >= max|x_i| keeps r_i in [-1, 1] and the
+// rounding unbiased; linf is the smallest such norm, so its grid of decoded
+// values n_b * l_j is the finest and the added variance (n_b^2 (l_{j+1} -
+// r)(r - l_j) per coordinate) lower than with e.g. FLT_MAX. Decoded values
+// are then at most linf in magnitude, hence finite. Shared by the CPU codec
+// and the CUDA kernel (one float, same bytes on both).
 QCCL_HD float l2_from_rescaled(float linf, float rescaled_sum_squares) {
-  return mul_rn(linf, sqrtf(rescaled_sum_squares));
+  const float norm = mul_rn(linf, sqrtf(rescaled_sum_squares));
+  return norm - norm == 0.0f ? norm : linf;
 }
 
 // Largest j in [0, K-2] with levels[j] <= r (levels sorted, levels[0] = -1).

@@ -1,10 +1,16 @@
 #include "core/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <system_error>
 
 namespace qccl {
 namespace {
@@ -13,24 +19,40 @@ namespace {
 // the message from the parameter's `allowed` text).
 using Parser = bool (*)(const std::string& text, Config* c);
 
+// After a successful parse: "" if the value is usable, else why not (the
+// error message quotes it after the usual "must be ..., got ...").
+using Check = std::string (*)(const Config& c);
+
 struct Param {
   ParamInfo info;
   const char* qcclConfig_t::*field;
   Parser parse;
   std::function<std::string(const Config&)> show;
+  Check check = nullptr;
 };
 
+// Every number is read in exactly its documented form: no leading or
+// trailing whitespace, no sign, no base prefix, nothing after it. The C
+// library's strtoull would read " -1" as 2^64-1 and strtod takes "inf",
+// "0x1p3" and locale-dependent forms, so the characters are checked here
+// first and std::from_chars (locale-independent) converts them.
+bool is_digits(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(),
+                                      [](unsigned char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// Decimal digits only, value in [min, max]; overflow is an error.
 bool parse_u64(const std::string& text, uint64_t min, uint64_t max, uint64_t* out) {
-  if (text.empty() || text[0] == '-' || text[0] == '+') return false;
-  errno = 0;
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (errno != 0 || end == text.c_str() || *end != '\0' || v < min || v > max) return false;
+  if (!is_digits(text)) return false;
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  const std::from_chars_result r = std::from_chars(text.data(), end, v, 10);
+  if (r.ec != std::errc() || r.ptr != end || v < min || v > max) return false;
   *out = v;
   return true;
 }
 
-// Byte sizes accept a binary suffix: 64K, 64M, 1G.
+// Byte sizes: decimal digits with an optional binary suffix: 64K, 64M, 1G.
 bool parse_bytes(const std::string& text, uint64_t max, uint64_t* out) {
   if (text.empty()) return false;
   uint64_t mult = 1;
@@ -51,13 +73,34 @@ bool parse_bytes(const std::string& text, uint64_t max, uint64_t* out) {
   return true;
 }
 
+// A plain decimal number: digits with an optional fraction ("2", "2.5",
+// ".5", "2.") and an optional exponent ("1e-05", what Python's str() gives
+// for small floats). No sign, whitespace, hex, inf or nan.
+bool is_decimal_number(const std::string& text) {
+  size_t i = 0, mantissa_digits = 0;
+  const size_t n = text.size();
+  auto digit = [&](size_t k) { return k < n && text[k] >= '0' && text[k] <= '9'; };
+  while (digit(i)) ++i, ++mantissa_digits;
+  if (i < n && text[i] == '.') {
+    ++i;
+    while (digit(i)) ++i, ++mantissa_digits;
+  }
+  if (mantissa_digits == 0) return false;
+  if (i < n && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < n && (text[i] == '+' || text[i] == '-')) ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  return i == n;
+}
+
 bool parse_positive_double(const std::string& text, double max, double* out) {
-  if (text.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (errno != 0 || end == text.c_str() || *end != '\0' || !std::isfinite(v) || v <= 0 || v > max)
-    return false;
+  if (!is_decimal_number(text)) return false;
+  double v = 0;
+  const char* end = text.data() + text.size();
+  const std::from_chars_result r = std::from_chars(text.data(), end, v);
+  if (r.ec != std::errc() || r.ptr != end || !std::isfinite(v) || v <= 0 || v > max) return false;
   *out = v;
   return true;
 }
@@ -66,6 +109,33 @@ bool parse_bool(const std::string& text, bool* out) {
   if (text == "0" || text == "false" || text == "off") return *out = false, true;
   if (text == "1" || text == "true" || text == "on") return *out = true, true;
   return false;
+}
+
+// QCCL_TIMELINE is created (or truncated) when the engine starts. It is
+// checked here, without creating anything, so that a path the engine could
+// not write fails the communicator's creation on every rank (the
+// configuration agreement) instead of one rank's qcclEngineStart. "" when
+// the path looks writable (or is empty: no timeline), else why not.
+std::string timeline_path_problem(const std::string& path) {
+  if (path.empty()) return std::string();
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return "it is a directory";
+    if (::access(path.c_str(), W_OK) != 0)
+      return fmt::format("the file is not writable: {}", std::strerror(errno));
+    return std::string();
+  }
+  if (errno != ENOENT) return fmt::format("cannot use the path: {}", std::strerror(errno));
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? std::string(".")
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  if (::stat(dir.c_str(), &st) != 0)
+    return fmt::format("its directory '{}' cannot be used: {}", dir, std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return fmt::format("'{}' is not a directory", dir);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return fmt::format("cannot create a file in '{}': {}", dir, std::strerror(errno));
+  return std::string();
 }
 
 std::string join_steps(const std::vector<uint64_t>& steps) {
@@ -117,19 +187,22 @@ const std::vector<Param>& params() {
          return false;
        },
        [](const Config& c) { return std::string(algo_name(c.algo)); }},
-      {{"QCCL_MIN_COMPRESS_BYTES", "65536", "a byte count (suffix K, M or G allowed)",
+      {{"QCCL_MIN_COMPRESS_BYTES", "65536",
+        "a byte count: decimal digits, optionally followed by K, M or G, at most "
+        "18446744073709551615 bytes",
         "smaller buffers go uncompressed"},
        &qcclConfig_t::minCompressBytes,
        [](const std::string& t, Config* c) {
          return parse_bytes(t, ~0ull, &c->min_compress_bytes);
        },
        [](const Config& c) { return std::to_string(c.min_compress_bytes); }},
-      {{"QCCL_SEED", "0", "an unsigned 64-bit integer", "base seed of the counter-based RNG"},
+      {{"QCCL_SEED", "0", "an unsigned 64-bit integer 0..18446744073709551615",
+        "base seed of the counter-based RNG"},
        &qcclConfig_t::seed,
        [](const std::string& t, Config* c) { return parse_u64(t, 0, ~0ull, &c->seed); },
        [](const Config& c) { return std::to_string(c.seed); }},
       {{"QCCL_UPDATE_STEPS", "0,100,2000",
-        "a comma-separated ascending list of step numbers, or none",
+        "a comma-separated ascending list of step numbers 0..18446744073709551615, or none",
         "steps at which adaptive level tables are re-fitted"},
        &qcclConfig_t::updateSteps,
        [](const std::string& t, Config* c) {
@@ -150,7 +223,8 @@ const std::vector<Param>& params() {
          return true;
        },
        [](const Config& c) { return join_steps(c.update_steps); }},
-      {{"QCCL_UPDATE_EVERY", "10000", "an integer >= 0 (0: never after QCCL_UPDATE_STEPS)",
+      {{"QCCL_UPDATE_EVERY", "10000",
+        "an integer 0..18446744073709551615 (0: never after QCCL_UPDATE_STEPS)",
         "re-fit period after the last listed step"},
        &qcclConfig_t::updateEvery,
        [](const std::string& t, Config* c) { return parse_u64(t, 0, ~0ull, &c->update_every); },
@@ -170,14 +244,15 @@ const std::vector<Param>& params() {
        &qcclConfig_t::errorFeedback,
        [](const std::string& t, Config* c) { return parse_bool(t, &c->error_feedback); },
        [](const Config& c) { return std::string(c.error_feedback ? "1" : "0"); }},
-      {{"QCCL_FUSION_THRESHOLD", "64M", "a byte count >= 1 (suffix K, M or G allowed)",
+      {{"QCCL_FUSION_THRESHOLD", "64M",
+        "a byte count 1..18446744073709551615: decimal digits, optionally followed by K, M or G",
         "engine fusion buffer size"},
        &qcclConfig_t::fusionThreshold,
        [](const std::string& t, Config* c) {
          return parse_bytes(t, ~0ull, &c->fusion_threshold) && c->fusion_threshold > 0;
        },
        [](const Config& c) { return std::to_string(c.fusion_threshold); }},
-      {{"QCCL_CYCLE_TIME_MS", "1", "a number > 0 and <= 10000", "engine cycle time"},
+      {{"QCCL_CYCLE_TIME_MS", "1", "a decimal number > 0 and <= 10000", "engine cycle time"},
        &qcclConfig_t::cycleTimeMs,
        [](const std::string& t, Config* c) {
          return parse_positive_double(t, 1e4, &c->cycle_time_ms);
@@ -186,12 +261,13 @@ const std::vector<Param>& params() {
       {{"QCCL_TIMELINE", "", "a writable file path", "chrome-tracing timeline output"},
        &qcclConfig_t::timeline,
        [](const std::string& t, Config* c) { return c->timeline = t, true; },
-       [](const Config& c) { return c.timeline.empty() ? std::string("(unset)") : c.timeline; }},
+       [](const Config& c) { return c.timeline.empty() ? std::string("(unset)") : c.timeline; },
+       [](const Config& c) { return timeline_path_problem(c.timeline); }},
       {{"QCCL_DEBUG", "WARN", "one of TRACE, DEBUG, INFO, WARN, ERROR, OFF", "log level"},
        &qcclConfig_t::debug,
        [](const std::string& t, Config* c) { return log::parse_level(t, &c->debug); },
        [](const Config& c) { return std::string(log::level_name(c.debug)); }},
-      {{"QCCL_TIMEOUT_S", "300", "a number of seconds > 0 and <= 86400",
+      {{"QCCL_TIMEOUT_S", "300", "a decimal number of seconds > 0 and <= 86400",
         "a collective that cannot finish in this time errors out"},
        &qcclConfig_t::timeoutS,
        [](const std::string& t, Config* c) {
@@ -248,6 +324,11 @@ Result resolve_config(const qcclConfig_t* overrides, EnvLookup env, Config* out)
     if (!p.parse(value, &c)) {
       return fail(qcclInvalidArgument, "{} must be {}, got '{}' ({})", p.info.name, p.info.allowed,
                   value, source);
+    }
+    const std::string problem = p.check != nullptr ? p.check(c) : std::string();
+    if (!problem.empty()) {
+      return fail(qcclInvalidArgument, "{} must be {}, got '{}' ({}): {}", p.info.name,
+                  p.info.allowed, value, source, problem);
     }
   }
   // Cross-parameter rules.

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "codec/cpu_codec.h"
+#include "core/fault_injection.h"
 #include "core/logging.h"
 
 namespace qccl {
@@ -21,6 +22,22 @@ std::string rank_list(const std::vector<int>& ranks) {
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Records the first error that breaks the engine (this rank's cycle can no
+// longer be trusted to match the other ranks'): enqueue then refuses,
+// pending tensors fail with it, qcclEngineStop returns it. The message is
+// this thread's last error. Never throws.
+void record_broken(std::mutex& mutex, Result* broken, std::string* message, Result r) noexcept {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (*broken != qcclSuccess) return;
+  *broken = r;
+  try {
+    *message = thread_last_error();
+    QCCL_LOG_WARN("{}", *message);
+  } catch (...) {
+    message->clear();  // out of memory: the code alone
+  }
 }
 
 }  // namespace
@@ -75,11 +92,19 @@ Result Engine::enqueue(const std::string& name, void* buf, uint64_t count, DataT
   return queue_.push(std::move(entry));
 }
 
+// A timeline that could not be written (disk full, ...) is an error of
+// the stop, not dropped: the tensors were reduced, but the trace the
+// caller asked for is incomplete.
 Result Engine::stop() {
   stop_requested_ = true;
   if (thread_.joinable()) thread_.join();
+  const Result timeline = timeline_.close();
+  const std::string timeline_error = timeline == qcclSuccess ? std::string() : thread_last_error();
   std::lock_guard<std::mutex> lock(state_mutex_);
-  if (broken_ != qcclSuccess) return set_error(broken_, broken_message_);
+  if (broken_ != qcclSuccess)
+    return set_error(broken_, timeline_error.empty() ? broken_message_
+                                                     : broken_message_ + "; " + timeline_error);
+  if (timeline != qcclSuccess) return set_error(timeline, timeline_error);
   return qcclSuccess;
 }
 
@@ -88,11 +113,22 @@ EngineCounters Engine::counters() {
   return counters_;
 }
 
+// No exception leaves the thread (it would end the process): one thrown by
+// a cycle (out of memory, a bug) breaks the engine like a transport
+// failure: the pending tensors fail with it and qcclEngineStop returns it.
 void Engine::run() {
   const auto period = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double, std::milli>(config_.cycle_time_ms));
   auto next = Clock::now();
-  while (cycle()) {
+  while (true) {
+    bool again = false;
+    try {
+      again = cycle();
+    } catch (...) {
+      const Result r = exception_result("engine cycle");
+      record_broken(state_mutex_, &broken_, &broken_message_, r);
+    }
+    if (!again) break;
     next += period;
     const auto now = Clock::now();
     if (next < now) next = now;  // behind schedule: do not burst to catch up
@@ -103,21 +139,27 @@ void Engine::run() {
     running_ = false;
   }
   // From here enqueue refuses, so nothing can be left without a callback.
-  Result result;
-  std::string message;
-  {
-    std::lock_guard<std::mutex> lock(state_mutex_);
-    result = broken_ != qcclSuccess ? broken_ : qcclInvalidUsage;
-    message = broken_ != qcclSuccess ? broken_message_
-                                     : "the engine was stopped before every rank submitted it";
+  try {
+    Result result;
+    std::string message;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      result = broken_ != qcclSuccess ? broken_ : qcclInvalidUsage;
+      message = broken_ != qcclSuccess ? broken_message_
+                                       : "the engine was stopped before every rank submitted it";
+    }
+    fail_all_pending(result, message);
+    publish_counters();
+    timeline_.flush();
+  } catch (...) {
+    const Result r = exception_result("engine shutdown");
+    record_broken(state_mutex_, &broken_, &broken_message_, r);
   }
-  fail_all_pending(result, message);
-  publish_counters();
-  timeline_.flush();
 }
 
 // collect → negotiate → (mismatches, stall check) → fuse → execute → complete.
 bool Engine::cycle() {
+  maybe_inject_fault("engine cycle");
   const std::vector<TensorEntry*> pending = queue_.snapshot();
   RankAnnouncements mine;
   mine.flags = stop_requested_ ? kFlagStopRequested : 0;
@@ -148,8 +190,16 @@ bool Engine::cycle() {
     QCCL_LOG_WARN("engine: {}", message);
     complete(std::move(e), qcclInvalidUsage, message);
   }
-  for (const FusionGroup& group : plan_fusion(decision.ready, config_.fusion_threshold))
+  // A group that broke the engine (an exception while reducing it) ends the
+  // cycle: the rest stay pending and fail in run().
+  auto broken = [&] {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    return broken_ != qcclSuccess;
+  };
+  for (const FusionGroup& group : plan_fusion(decision.ready, config_.fusion_threshold)) {
     execute(group, negotiated_us);
+    if (broken()) return false;
+  }
   if (decision.drains_everything && !(decision.ready.empty() && decision.mismatched.empty()))
     collectives_.mark_step();  // docs/design.md §7: a cycle that completes every name is a step
 
@@ -188,63 +238,87 @@ void Engine::check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& a
   }
 }
 
+// The members are out of the queue from here on, so an exception thrown
+// while reducing them is caught here, not in run(): they still get their
+// callbacks (with the error), and the engine breaks (ranks may be out of
+// step).
 void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
   std::vector<std::unique_ptr<TensorEntry>> members;
   std::vector<TensorEntry*> raw;
+  members.reserve(group.name_hashes.size());
+  raw.reserve(group.name_hashes.size());
   for (uint64_t h : group.name_hashes) {
     members.push_back(queue_.take(h));
     raw.push_back(members.back().get());
   }
-  const uint64_t elem = dtype_size(group.dtype);
-  const int64_t start_us = Timeline::now_us();
-  // A lone tensor is reduced in place; several go through the fusion buffer.
-  const bool fused = members.size() > 1 || config_.error_feedback;
-  void* data = members[0]->buf;
-  if (fused) {
-    data = ensure_size(&fusion_buffer_, group.count * elem);
-    uint64_t offset = 0;
-    for (const TensorEntry* e : raw) {
-      if (e->count > 0) std::memcpy(fusion_buffer_.data() + offset, e->buf, e->bytes());
-      offset += e->bytes();
+  // Copies into the fusion buffer, reduces, copies back, records the
+  // timeline spans.
+  auto reduce = [&]() -> Result {
+    const uint64_t elem = dtype_size(group.dtype);
+    const int64_t start_us = Timeline::now_us();
+    // A lone tensor is reduced in place; several go through the fusion buffer.
+    const bool fused = raw.size() > 1 || config_.error_feedback;
+    void* data = raw[0]->buf;
+    if (fused) {
+      data = ensure_size(&fusion_buffer_, group.count * elem);
+      uint64_t offset = 0;
+      for (const TensorEntry* e : raw) {
+        if (e->count > 0) std::memcpy(fusion_buffer_.data() + offset, e->buf, e->bytes());
+        offset += e->bytes();
+      }
     }
-  }
-  transport_.clear();
-  // Every group goes through the collective layer: one set of counters, the
-  // call agreement, and the same passthrough rule as direct calls.
+    transport_.clear();
+    // Every group goes through the collective layer: one set of counters, the
+    // call agreement, and the same passthrough rule as direct calls.
+    Result result = qcclSuccess;
+    if (group.count > 0 && group.compress && config_.error_feedback) {
+      result = reduce_with_error_feedback(data, group, raw);
+    } else if (group.count > 0) {
+      CollectiveRequest req;
+      req.send = data;
+      req.recv = data;
+      req.count = group.count;
+      req.dtype = group.dtype;
+      req.average = group.average;
+      req.compress = group.compress;
+      result = collectives_.run(req);
+    }
+    if (fused && result == qcclSuccess) {
+      uint64_t offset = 0;
+      for (const TensorEntry* e : raw) {
+        if (e->count > 0) std::memcpy(e->buf, fusion_buffer_.data() + offset, e->bytes());
+        offset += e->bytes();
+      }
+    }
+    const int64_t end_us = Timeline::now_us();
+    if (timeline_.enabled()) {
+      const TransferRecord* wire = transport_.largest();
+      const int64_t comm_start = wire ? wire->start_us : start_us;
+      const int64_t comm_end = wire ? wire->end_us : end_us;
+      for (const TensorEntry* e : raw) {
+        timeline_.span(e->name, "NEGOTIATE", e->submitted_us, negotiated_us);
+        timeline_.span(e->name, "QUANTIZE", start_us, comm_start);
+        timeline_.span(e->name, "COMMUNICATE", comm_start, comm_end);
+        timeline_.span(e->name, "DEQUANTIZE", comm_end, end_us);
+      }
+    }
+    return result;
+  };
   Result result = qcclSuccess;
-  if (group.count > 0 && group.compress && config_.error_feedback) {
-    result = reduce_with_error_feedback(data, group, raw);
-  } else if (group.count > 0) {
-    CollectiveRequest req;
-    req.send = data;
-    req.recv = data;
-    req.count = group.count;
-    req.dtype = group.dtype;
-    req.average = group.average;
-    req.compress = group.compress;
-    result = collectives_.run(req);
+  std::string error;
+  try {
+    maybe_inject_fault("engine execute");
+    result = reduce();
+    if (result != qcclSuccess) error = thread_last_error();
+  } catch (...) {
+    result = exception_result("engine execute");
+    record_broken(state_mutex_, &broken_, &broken_message_, result);
+    error = thread_last_error();
   }
-  const std::string error = result == qcclSuccess ? std::string() : thread_last_error();
-  if (fused && result == qcclSuccess) {
-    uint64_t offset = 0;
-    for (const TensorEntry* e : raw) {
-      if (e->count > 0) std::memcpy(e->buf, fusion_buffer_.data() + offset, e->bytes());
-      offset += e->bytes();
-    }
+  try {
+    publish_counters();  // before the callbacks, so a callback's waiter sees this call's stats
+  } catch (...) {
   }
-  const int64_t end_us = Timeline::now_us();
-  if (timeline_.enabled()) {
-    const TransferRecord* wire = transport_.largest();
-    const int64_t comm_start = wire ? wire->start_us : start_us;
-    const int64_t comm_end = wire ? wire->end_us : end_us;
-    for (const TensorEntry* e : raw) {
-      timeline_.span(e->name, "NEGOTIATE", e->submitted_us, negotiated_us);
-      timeline_.span(e->name, "QUANTIZE", start_us, comm_start);
-      timeline_.span(e->name, "COMMUNICATE", comm_start, comm_end);
-      timeline_.span(e->name, "DEQUANTIZE", comm_end, end_us);
-    }
-  }
-  publish_counters();  // before the callbacks, so a callback's waiter sees this call's stats
   for (auto& e : members) complete(std::move(e), result, error);
 }
 
@@ -283,11 +357,22 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
   return qcclSuccess;
 }
 
+// A callback is the caller's code: one that throws (a C++ function behind
+// the C pointer) is logged, not allowed to end the engine's thread.
 void Engine::complete(std::unique_ptr<TensorEntry> entry, Result result, const std::string& error) {
   if (entry == nullptr) return;
   local_.tensors_completed++;
-  if (entry->callback != nullptr)
+  if (entry->callback == nullptr) return;
+  try {
     entry->callback(result, entry->name.c_str(), error.c_str(), entry->user);
+  } catch (...) {
+    exception_result("engine callback");
+    try {
+      QCCL_LOG_WARN("the callback of tensor '{}' threw ({}); ignored", entry->name,
+                    thread_last_error());
+    } catch (...) {
+    }
+  }
 }
 
 void Engine::fail_all_pending(Result result, const std::string& error) {

@@ -1,4 +1,4 @@
-// The CUDA codec against the CPU reference (DESIGN.md §5, promise 2): same
+// The CUDA codec against the CPU reference (docs/design.md §5, promise 2): same
 // input, table and draw key give the same payload bytes; decode-accumulate
 // gives the same float32 sums. Skips without a device.
 #include <cuda_runtime_api.h>
@@ -145,7 +145,7 @@ TEST(GpuEncode, MatchesCpuForUnalignedIndexBaseAndOtherBucketSizes) {
   }
 }
 
-// A fitted ALQ table is any sorted table with ±1 ends (ALGORITHMS.md §3).
+// A fitted ALQ table is any sorted table with ±1 ends (docs/algorithms.md §3).
 TEST(GpuEncode, MatchesCpuForAnIrregularTable) {
   QCCL_REQUIRE_CUDA_DEVICE();
   LevelTable table;
@@ -189,7 +189,7 @@ TEST(GpuEncode, ZeroBucketsMatchCpuAndDecodeToExactZeros) {
   for (int i = 8192; i < 2 * 8192; ++i) ASSERT_EQ(decoded[i], 0.0f) << i;
 }
 
-// Non-finite input must stay non-finite (DESIGN.md §5); the symbols match the
+// Non-finite input must stay non-finite (docs/design.md §5); the symbols match the
 // CPU's and the decoded values are non-finite in the same places.
 TEST(GpuEncode, NanAndInfPropagateLikeTheCpu) {
   QCCL_REQUIRE_CUDA_DEVICE();
@@ -224,7 +224,7 @@ TEST(GpuEncode, NanAndInfPropagateLikeTheCpu) {
   }
 }
 
-// Statistics feed the level fit (DESIGN.md §7). The norm and count are exact.
+// Statistics feed the level fit (docs/design.md §7). The norm and count are exact.
 // The GPU sums r and r^2 per norm lane then by the canonical tree; the CPU
 // sums sequentially, so those differ by rounding only: tolerance 1e-5 of the
 // bucket's sum |r| / sum r^2 (float32 over 8192 terms, a few ulps per term).

@@ -1,11 +1,15 @@
-// Helpers for the GPU codec tests: the skip-without-device guard, a device
-// buffer, and inputs in the three dtypes. The CPU codec is the reference.
+// Helpers for the GPU tests: the skip-without-device (and without-NCCL)
+// guards, a device buffer, and inputs in the three dtypes. The CPU codec is
+// the reference.
 #pragma once
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -16,12 +20,77 @@
 #include "codec/half_cast.h"
 #include "core/method.h"
 
-// DESIGN.md §10: GPU tests compile everywhere and skip, visibly, without a device.
-#define QCCL_REQUIRE_CUDA_DEVICE()                     \
-  do {                                                 \
-    std::string qccl_why_;                             \
-    if (!::qccl::cuda_device_available(&qccl_why_))    \
-      GTEST_SKIP() << "no CUDA device: " << qccl_why_; \
+// ---- Skips (docs/design.md §10) -------------------------------------------------
+// GPU tests compile everywhere and skip, visibly, without a device (or, for
+// the NCCL tests, without a usable libnccl). Every such skip goes through
+// QCCL_GPU_SKIP, the one place that honours QCCL_TEST_REQUIRE_GPU: set to
+// anything but "" or "0" (ci/gpu-check.sh sets 1), a skip becomes a failure
+// with the same message, so a GPU machine cannot pass by skipping.
+// Skips that are not about a missing GPU or NCCL (e.g. "4 ranks need 4
+// GPUs" on a one-GPU machine) stay plain GTEST_SKIPs.
+
+namespace qccl::gpu_test {
+
+inline bool RequireGpu() {
+  const char* v = std::getenv("QCCL_TEST_REQUIRE_GPU");
+  return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+// Whether the text of a failed NCCL bootstrap (qcclGetUniqueId,
+// qcclCommInitRank, ...) says that NCCL itself is missing: a build without
+// NCCL ("built without NCCL") or a libnccl that cannot be loaded ("library
+// not found", dlopen's "cannot open shared object file" for libnccl).
+inline bool NcclMissing(const std::string& error) {
+  std::string text(error);
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text.find("library not found") != std::string::npos ||
+         text.find("built without nccl") != std::string::npos ||
+         (text.find("libnccl") != std::string::npos &&
+          text.find("cannot open shared object file") != std::string::npos);
+}
+
+}  // namespace qccl::gpu_test
+
+// Skips the current test with `why` (a std::string or C string), or fails it
+// with the same text under QCCL_TEST_REQUIRE_GPU=1. Use in a test body (it
+// returns from the enclosing void function).
+#define QCCL_GPU_SKIP(why)                                                               \
+  do {                                                                                   \
+    const std::string qccl_skip_why_(why);                                               \
+    if (::qccl::gpu_test::RequireGpu()) {                                                \
+      GTEST_FAIL() << "QCCL_TEST_REQUIRE_GPU is set, so this is a failure, not a skip: " \
+                   << qccl_skip_why_;                                                    \
+    } else {                                                                             \
+      GTEST_SKIP() << qccl_skip_why_;                                                    \
+    }                                                                                    \
+  } while (0)
+
+#define QCCL_REQUIRE_CUDA_DEVICE()                                \
+  do {                                                            \
+    std::string qccl_why_;                                        \
+    if (!::qccl::cuda_device_available(&qccl_why_))               \
+      QCCL_GPU_SKIP(std::string("no CUDA device: ") + qccl_why_); \
+  } while (0)
+
+// A CUDA build without libnccl at build time (QCCL_HAVE_NCCL undefined:
+// every NCCL entry point is qcclInvalidUsage) skips the NCCL tests.
+#ifdef QCCL_HAVE_NCCL
+#define QCCL_REQUIRE_NCCL() \
+  do {                      \
+  } while (0)
+#else
+#define QCCL_REQUIRE_NCCL() \
+  QCCL_GPU_SKIP("no NCCL: this qccl was built without NCCL (libnccl not found at build time)")
+#endif
+
+// After a failed NCCL bootstrap call: skip (or fail, see above) when its
+// error text says NCCL is missing; otherwise the caller asserts as usual.
+#define QCCL_SKIP_IF_NCCL_MISSING(error_text)                     \
+  do {                                                            \
+    const std::string qccl_nccl_error_(error_text);               \
+    if (::qccl::gpu_test::NcclMissing(qccl_nccl_error_))          \
+      QCCL_GPU_SKIP(std::string("no NCCL: ") + qccl_nccl_error_); \
   } while (0)
 
 #define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace qccl {
 namespace {
@@ -108,10 +111,9 @@ TEST_P(ConfigBadValueTest, ErrorNamesVariableValueAndAllowed) {
   EXPECT_NE(msg.find("must be"), std::string::npos) << msg;
 }
 
-TEST_P(ConfigBadValueTest, SameErrorThroughTheOverrideStruct) {
-  qcclConfig_t overrides = QCCL_CONFIG_INITIALIZER;
-  // Point the matching override field at the bad value.
-  const std::map<std::string, const char* qcclConfig_t::*> fields = {
+// The qcclConfig_t field of each variable.
+const char* qcclConfig_t::*override_field(const std::string& name) {
+  static const std::map<std::string, const char* qcclConfig_t::*> fields = {
       {"QCCL_METHOD", &qcclConfig_t::method},
       {"QCCL_BITS", &qcclConfig_t::bits},
       {"QCCL_BUCKET_SIZE", &qcclConfig_t::bucketSize},
@@ -125,10 +127,17 @@ TEST_P(ConfigBadValueTest, SameErrorThroughTheOverrideStruct) {
       {"QCCL_ERROR_FEEDBACK", &qcclConfig_t::errorFeedback},
       {"QCCL_FUSION_THRESHOLD", &qcclConfig_t::fusionThreshold},
       {"QCCL_CYCLE_TIME_MS", &qcclConfig_t::cycleTimeMs},
+      {"QCCL_TIMELINE", &qcclConfig_t::timeline},
       {"QCCL_DEBUG", &qcclConfig_t::debug},
       {"QCCL_TIMEOUT_S", &qcclConfig_t::timeoutS},
       {"QCCL_COMPRESS_ONE_RANK", &qcclConfig_t::compressOneRank}};
-  overrides.*(fields.at(GetParam().name)) = GetParam().value;
+  return fields.at(name);
+}
+
+TEST_P(ConfigBadValueTest, SameErrorThroughTheOverrideStruct) {
+  qcclConfig_t overrides = QCCL_CONFIG_INITIALIZER;
+  // Point the matching override field at the bad value.
+  overrides.*override_field(GetParam().name) = GetParam().value;
   ASSERT_EQ(Resolve(&overrides), qcclInvalidArgument);
   EXPECT_NE(thread_last_error().find(GetParam().name), std::string::npos);
   EXPECT_NE(thread_last_error().find("config override"), std::string::npos);
@@ -147,6 +156,142 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"QCCL_FUSION_THRESHOLD", "0"}, BadValue{"QCCL_CYCLE_TIME_MS", "-1"},
                       BadValue{"QCCL_DEBUG", "LOUD"}, BadValue{"QCCL_TIMEOUT_S", "0"},
                       BadValue{"QCCL_TIMEOUT_S", "nan"}));
+
+// Fails safe (strictness): every variable is read in exactly its
+// documented form. Whitespace, signs, exponents on integers, overflow and
+// garbage are rejected for every variable of the parameter table, through
+// the environment and through qcclConfig_t alike; the error names the
+// variable, quotes the value and says what is allowed.
+struct StrictCase {
+  std::string name;
+  std::string value;
+  std::string label;  // for the test name
+};
+
+// Values that are valid for no variable, plus "1e3" where a number is an
+// integer or a byte count (QCCL_CYCLE_TIME_MS and QCCL_TIMEOUT_S take a
+// decimal number, and 1e3 is in their range).
+std::vector<StrictCase> strict_cases() {
+  const std::vector<std::pair<std::string, std::string>> common = {
+      {"", "empty"},
+      {" 1", "leading_space"},
+      {"1 ", "trailing_space"},
+      {"\t1", "leading_tab"},
+      {"1\n", "trailing_newline"},
+      {"+1", "plus_sign"},
+      {"-1", "minus_sign"},
+      {" -1", "space_minus"},
+      {"99999999999999999999999", "overflow"},
+      {"abc", "garbage"},
+      {"0x10", "hex"},
+      {"1,", "trailing_comma"}};
+  std::vector<StrictCase> cases;
+  for (const ParamInfo& p : config_params()) {
+    const std::string name = p.name;
+    if (name == "QCCL_TIMELINE") {
+      // A path: any name is a file name, so only unwritable paths are bad
+      // (empty means no timeline). More in timeline_check_test.cc.
+      cases.push_back({name, "/nonexistent-qccl-dir/x.json", "missing_directory"});
+      cases.push_back({name, "/", "root_directory"});
+      cases.push_back({name, "/tmp", "a_directory"});
+      cases.push_back({name, "/dev/null/x.json", "file_as_directory"});
+      continue;
+    }
+    for (const auto& [value, label] : common) cases.push_back({name, value, label});
+    if (name != "QCCL_CYCLE_TIME_MS" && name != "QCCL_TIMEOUT_S") {
+      cases.push_back({name, "1e3", "exponent"});
+      cases.push_back({name, "1.0", "fraction"});
+    } else {
+      for (const auto& [value, label] :
+           std::vector<std::pair<std::string, std::string>>{{"inf", "inf"},
+                                                            {"nan", "nan"},
+                                                            {"0x1p3", "hex_float"},
+                                                            {"1e", "bare_exponent"},
+                                                            {".", "lone_point"},
+                                                            {"1e999", "double_overflow"},
+                                                            {"1.5.2", "two_points"}})
+        cases.push_back({name, value, label});
+    }
+  }
+  return cases;
+}
+
+class ConfigStrictTest : public ConfigTest, public ::testing::WithParamInterface<StrictCase> {};
+
+TEST_P(ConfigStrictTest, RejectedFromTheEnvironment) {
+  env_ = {{GetParam().name, GetParam().value}};
+  ASSERT_EQ(Resolve(), qcclInvalidArgument) << GetParam().name << "='" << GetParam().value << "'";
+  const std::string& msg = thread_last_error();
+  EXPECT_NE(msg.find(GetParam().name + " must be "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("got '" + GetParam().value + "'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("environment variable"), std::string::npos) << msg;
+}
+
+TEST_P(ConfigStrictTest, RejectedAsAConfigOverride) {
+  qcclConfig_t overrides = QCCL_CONFIG_INITIALIZER;
+  overrides.*override_field(GetParam().name) = GetParam().value.c_str();
+  ASSERT_EQ(Resolve(&overrides), qcclInvalidArgument)
+      << GetParam().name << "='" << GetParam().value << "'";
+  const std::string& msg = thread_last_error();
+  EXPECT_NE(msg.find(GetParam().name + " must be "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("got '" + GetParam().value + "'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("config override"), std::string::npos) << msg;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryVariable, ConfigStrictTest, ::testing::ValuesIn(strict_cases()),
+                         [](const ::testing::TestParamInfo<StrictCase>& info) {
+                           return info.param.name + "_" + info.param.label;
+                         });
+
+TEST(ConfigStrict, EveryVariableOfTheTableIsCovered) {
+  const std::vector<StrictCase> cases = strict_cases();
+  for (const ParamInfo& p : config_params()) {
+    const bool covered = std::any_of(cases.begin(), cases.end(),
+                                     [&](const StrictCase& c) { return c.name == p.name; });
+    EXPECT_TRUE(covered) << p.name;
+  }
+}
+
+// The error names the range, so an overflowing value says what fits.
+TEST_F(ConfigTest, OverflowErrorNamesTheRange) {
+  env_ = {{"QCCL_SEED", "18446744073709551616"}};
+  ASSERT_EQ(Resolve(), qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("0..18446744073709551615"), std::string::npos)
+      << thread_last_error();
+  env_ = {{"QCCL_MIN_COMPRESS_BYTES", "17179869184G"}};  // 2^64 bytes
+  ASSERT_EQ(Resolve(), qcclInvalidArgument);
+  EXPECT_NE(thread_last_error().find("18446744073709551615 bytes"), std::string::npos)
+      << thread_last_error();
+}
+
+// The documented forms (and the existing case rules) still parse.
+TEST_F(ConfigTest, DocumentedFormsStillParse) {
+  env_ = {{"QCCL_SEED", "18446744073709551615"},
+          {"QCCL_MIN_COMPRESS_BYTES", "16777215G"},
+          {"QCCL_FUSION_THRESHOLD", "64k"},
+          {"QCCL_UPDATE_STEPS", "none"},
+          {"QCCL_UPDATE_EVERY", "007"},
+          {"QCCL_CYCLE_TIME_MS", "1e-05"},  // Python's str(0.00001)
+          {"QCCL_TIMEOUT_S", "100.0"},
+          {"QCCL_DEBUG", "Info"},
+          {"QCCL_ERROR_FEEDBACK", "true"},
+          {"QCCL_COMPRESS_ONE_RANK", "0"}};
+  ASSERT_EQ(Resolve(), qcclSuccess) << thread_last_error();
+  EXPECT_EQ(config_.seed, ~0ull);
+  EXPECT_EQ(config_.min_compress_bytes, 16777215ull << 30);
+  EXPECT_EQ(config_.fusion_threshold, 64ull << 10);
+  EXPECT_TRUE(config_.update_steps.empty());
+  EXPECT_EQ(config_.update_every, 7u);
+  EXPECT_DOUBLE_EQ(config_.cycle_time_ms, 1e-5);
+  EXPECT_DOUBLE_EQ(config_.timeout_s, 100.0);
+  EXPECT_EQ(config_.debug, log::Level::kInfo);
+  EXPECT_TRUE(config_.error_feedback);
+  for (const char* t : {"2.5", ".5", "2.", "1E2", "3e+1"}) {
+    env_ = {{"QCCL_TIMEOUT_S", t}};
+    EXPECT_EQ(Resolve(), qcclSuccess) << t << ": " << thread_last_error();
+  }
+  EXPECT_DOUBLE_EQ(config_.timeout_s, 30.0);
+}
 
 TEST_F(ConfigTest, TernGradNeedsTwoBits) {
   env_ = {{"QCCL_METHOD", "trn"}, {"QCCL_BITS", "1"}};

@@ -169,8 +169,21 @@ TEST_P(DevicePathMatchesHost, ByteForByteOnEveryRank) {
 
 class DevicePath : public ::testing::TestWithParam<Wire> {
  protected:
+  // A device communicator on the wire under test and a host one with the
+  // same configuration, for the reference results.
+  void open_pair(const char* method, const char* algo) {
+    const qcclConfig_t config = base_config(method, algo);
+    dev_ = make_comm(&world_, 0, config, GetParam(), &device_);
+    host_ = make_comm(&host_world_, 0, config, Wire::kStaged, &device_);
+  }
+  void TearDown() override {
+    if (dev_ != nullptr) qcclCommDestroy(dev_);
+    if (host_ != nullptr) qcclCommDestroy(host_);
+  }
+
   FakeDevice device_;
   FakeWorld world_{1}, host_world_{1};
+  qcclComm_t dev_ = nullptr, host_ = nullptr;
 };
 
 INSTANTIATE_TEST_SUITE_P(Wires, DevicePath,
@@ -180,9 +193,8 @@ INSTANTIATE_TEST_SUITE_P(Wires, DevicePath,
 // The caller's producer work is still running on the stream when the call
 // is made: the call must read the input after it, in stream order.
 TEST_P(DevicePath, WaitsForTheProducerOnTheCallersStream) {
-  const qcclConfig_t config = base_config("alq", "allgather");
-  qcclComm_t dev = make_comm(&world_, 0, config, GetParam(), &device_);
-  qcclComm_t host = make_comm(&host_world_, 0, config, Wire::kStaged, &device_);
+  open_pair("alq", "allgather");
+  qcclComm_t dev = dev_, host = host_;
   constexpr uint64_t kCount = 4096;
   std::vector<unsigned char> expected = make_input(0, 0, kCount, qcclFloat32);
   const std::vector<unsigned char> input = expected;
@@ -200,16 +212,13 @@ TEST_P(DevicePath, WaitsForTheProducerOnTheCallersStream) {
   stream->wait();
   EXPECT_EQ(std::memcmp(buf, expected.data(), kCount * 4), 0);
   device_.free(buf);
-  qcclCommDestroy(dev);
-  qcclCommDestroy(host);
 }
 
 // Inputs one element off alignment, in place, with guard bytes after the
 // output; and device allgather against the host's.
 TEST_P(DevicePath, MisalignedInPlaceAndAllGatherKeepTheirBounds) {
-  const qcclConfig_t config = base_config("qsgdinf", "allgather");
-  qcclComm_t dev = make_comm(&world_, 0, config, GetParam(), &device_);
-  qcclComm_t host = make_comm(&host_world_, 0, config, Wire::kStaged, &device_);
+  open_pair("qsgdinf", "allgather");
+  qcclComm_t dev = dev_, host = host_;
   constexpr uint64_t kCount = 1000;
   constexpr uint64_t kGuard = 64;
   for (qcclDataType_t dtype : {qcclFloat32, qcclFloat16, qcclBfloat16}) {
@@ -241,15 +250,12 @@ TEST_P(DevicePath, MisalignedInPlaceAndAllGatherKeepTheirBounds) {
     for (uint64_t g = 0; g < kGuard; ++g) ASSERT_EQ(buf[kCount * elem + g], 0xA5) << g;
     device_.free(block);
   }
-  qcclCommDestroy(dev);
-  qcclCommDestroy(host);
 }
 
 // Values whose squares underflow float: the norm's rescale path.
 TEST_P(DevicePath, TinyValuesMatchTheHost) {
-  const qcclConfig_t config = base_config("qsgd", "sra");
-  qcclComm_t dev = make_comm(&world_, 0, config, GetParam(), &device_);
-  qcclComm_t host = make_comm(&host_world_, 0, config, Wire::kStaged, &device_);
+  open_pair("qsgd", "sra");
+  qcclComm_t dev = dev_, host = host_;
   constexpr uint64_t kCount = 2048;
   std::vector<unsigned char> expected = make_input(0, 2, kCount, qcclFloat32, 1e-30f);
   const std::vector<unsigned char> input = expected;
@@ -265,8 +271,6 @@ TEST_P(DevicePath, TinyValuesMatchTheHost) {
   std::memcpy(&nonzero, expected.data() + 4 * 5, 4);
   EXPECT_NE(nonzero, 0.0f) << "the tiny values must survive, not flush to zero";
   device_.free(buf);
-  qcclCommDestroy(dev);
-  qcclCommDestroy(host);
 }
 
 TEST_P(DevicePath, CountZeroTouchesNothing) {
