@@ -31,7 +31,8 @@ __device__ double block_sum(double mine, double* shared) {
   shared[threadIdx.x] = mine;
   __syncthreads();
   for (unsigned half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] = __dadd_rn(shared[threadIdx.x], shared[threadIdx.x + half]);
+    if (threadIdx.x < half)
+      shared[threadIdx.x] = __dadd_rn(shared[threadIdx.x], shared[threadIdx.x + half]);
     __syncthreads();
   }
   return shared[0];
@@ -54,7 +55,8 @@ __global__ void squares_partial_kernel(const void* in, DataType dtype, uint64_t 
 __global__ void squares_final_kernel(const double* partials, double* out) {
   __shared__ double shared[kThreads];
   double mine = 0;
-  for (unsigned b = threadIdx.x; b < kSquaresBlocks; b += kThreads) mine = __dadd_rn(mine, partials[b]);
+  for (unsigned b = threadIdx.x; b < kSquaresBlocks; b += kThreads)
+    mine = __dadd_rn(mine, partials[b]);
   const double total = block_sum(mine, shared);
   if (threadIdx.x == 0) *out = total;
 }

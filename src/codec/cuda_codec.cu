@@ -67,8 +67,8 @@ bool is_device_pointer(const void* p) {
   const DriverPointerQuery& q = driver_pointer_query();
   if (q.get_attribute == nullptr || p == nullptr) return false;
   unsigned type = 0;
-  if (q.get_attribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
-                      reinterpret_cast<CUdeviceptr>(p)) != CUDA_SUCCESS)
+  if (q.get_attribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, reinterpret_cast<CUdeviceptr>(p)) !=
+      CUDA_SUCCESS)
     return false;  // not known to CUDA: host memory
   if (type == CU_MEMORYTYPE_DEVICE) return true;
   unsigned managed = 0;
@@ -156,9 +156,9 @@ struct CudaCodec::Workspace {
 
   ~Workspace() {
     if (decode_done != nullptr) cudaEventDestroy(decode_done);
-    for (Allocation* a : {&bucket_stats, &hist_counts, &stats_readback, &prefixes, &sources_host,
-                          &sources_device, &error_word, &error_readback, &poisoned, &squares,
-                          &squares_readback})
+    for (Allocation* a :
+         {&bucket_stats, &hist_counts, &stats_readback, &prefixes, &sources_host, &sources_device,
+          &error_word, &error_readback, &poisoned, &squares, &squares_readback})
       release_allocation(a);
   }
 
@@ -448,8 +448,8 @@ Result CudaCodec::scale(float* x, uint64_t count, float factor) {
 
 Result CudaCodec::sum_of_squares(const void* in, DataType dtype, uint64_t count, double* out) {
   Workspace& ws = *workspace_;
-  QCCL_CHECK(grow(&ws.squares, (kernels::kSquaresBlocks + 1) * sizeof(double), false,
-                  "sum of squares"));
+  QCCL_CHECK(
+      grow(&ws.squares, (kernels::kSquaresBlocks + 1) * sizeof(double), false, "sum of squares"));
   QCCL_CHECK(grow(&ws.squares_readback, sizeof(double), true, "sum of squares"));
   auto* partials = static_cast<double*>(ws.squares.ptr);
   QCCL_CHECK(kernels::launch_sum_of_squares(in, dtype, count, partials,

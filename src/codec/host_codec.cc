@@ -1,12 +1,12 @@
 #include "codec/host_codec.h"
 
-#include "codec/quantize_math.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <vector>
+
+#include "codec/quantize_math.h"
 
 namespace qccl {
 

@@ -40,12 +40,13 @@ class AllgatherAlgorithm final : public CollectiveAlgorithm {
     const int me = ctx.transport->rank();
 
     if (req.own_decoded != nullptr)
-      QCCL_CHECK(decode_payloads(ctx, ws.encoded.as(), bytes, 1, expected, req.own_decoded, false,
-                                 me));
+      QCCL_CHECK(
+          decode_payloads(ctx, ws.encoded.as(), bytes, 1, expected, req.own_decoded, false, me));
     // The send buffer has been encoded (earlier, in stream order), so a
     // float32 output, even in place, can take decoded values directly.
     const bool direct = req.dtype == DataType::kFloat32;
-    if (!direct) QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 decode buffer"));
+    if (!direct)
+      QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 decode buffer"));
     if (gather) {
       const uint64_t slot = req.bytes();
       auto* out = static_cast<unsigned char*>(req.recv);

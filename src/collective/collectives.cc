@@ -30,7 +30,8 @@ std::vector<std::unique_ptr<CollectiveAlgorithm>> make_algorithms() {
 }
 
 Collectives::Collectives(const Config& config, Transport& transport, Adapter& adapter)
-    : ctx_(config, transport, adapter), algorithms_(make_algorithms()),
+    : ctx_(config, transport, adapter),
+      algorithms_(make_algorithms()),
       host_workspace_(host_codec()) {
   ctx_.codec = &host_codec();
   ctx_.workspace = &host_workspace_;
@@ -42,7 +43,8 @@ Collectives::~Collectives() {
   if (device_codec_) device_codec_->synchronize();
 }
 
-Result Collectives::gather_control(const void* mine, uint64_t bytes, std::vector<unsigned char>* all,
+Result Collectives::gather_control(const void* mine, uint64_t bytes,
+                                   std::vector<unsigned char>* all,
                                    std::vector<uint64_t>* offsets) {
   Transport& t = ctx_.base_transport;
   const int n = t.size();
@@ -154,11 +156,11 @@ Result Collectives::agree_and_run(const CollectiveRequest& req) {
       break;
     }
   }
-  const Result r = chosen != nullptr
-                       ? chosen->execute(ctx_, req)
-                       : fail(qcclInternalError, "no algorithm accepts this {} of {} elements",
-                              req.kind == CollectiveKind::kAllReduce ? "allreduce" : "allgather",
-                              req.count);
+  const Result r =
+      chosen != nullptr
+          ? chosen->execute(ctx_, req)
+          : fail(qcclInternalError, "no algorithm accepts this {} of {} elements",
+                 req.kind == CollectiveKind::kAllReduce ? "allreduce" : "allgather", req.count);
   ctx_.counters.input_bytes += req.bytes();
   ctx_.counters.calls++;
   if (!ctx_.step_marked) ++ctx_.step;

@@ -97,8 +97,7 @@ Result decode_payloads(CollectiveContext& ctx, const unsigned char* payloads, ui
                        int n, const PayloadHeader& expected, float* out, bool accumulate,
                        int first_rank) {
   int failed = -1;
-  const Result r =
-      ctx.codec->decode_sum(payloads, stride, n, expected, out, accumulate, &failed);
+  const Result r = ctx.codec->decode_sum(payloads, stride, n, expected, out, accumulate, &failed);
   if (r == qcclSuccess || failed < 0) return r;
   // Only a host codec names the payload, and its payloads are host memory.
   return payload_error(r, first_rank + failed, payloads + failed * stride, expected.total_bytes,

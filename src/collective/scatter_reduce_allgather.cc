@@ -71,8 +71,8 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
                               encoded + offsets[i], sizes[i], planned.stats_sink()));
     }
     for (int r = 0; r < n; ++r) sizes_in[r] = sizes[me], offsets_in[r] = r * sizes[me];
-    QCCL_CHECK(ctx.transport->alltoallv(encoded, sizes, offsets, ws.received.as(), sizes_in,
-                                        offsets_in));
+    QCCL_CHECK(
+        ctx.transport->alltoallv(encoded, sizes, offsets, ws.received.as(), sizes_in, offsets_in));
     const uint64_t first_round_wire = total - sizes[me];
     const uint64_t first_round_payload = total;
     if (req.own_decoded != nullptr) {

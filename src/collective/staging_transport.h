@@ -25,7 +25,9 @@ class StagingTransport final : public Transport {
                     const uint64_t* recv_offsets) override;
   Result alltoallv(const void* send, const uint64_t* send_bytes, const uint64_t* send_offsets,
                    void* recv, const uint64_t* recv_bytes, const uint64_t* recv_offsets) override;
-  Result allreduce_sum(double* values, size_t n) override { return inner_.allreduce_sum(values, n); }
+  Result allreduce_sum(double* values, size_t n) override {
+    return inner_.allreduce_sum(values, n);
+  }
   Result allreduce_passthrough(const void* send, void* recv, uint64_t count,
                                DataType dtype) override;
   Result barrier() override { return inner_.barrier(); }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/result.h"
 #include "collective/collectives.h"
+#include "core/result.h"
 
 namespace qccl {
 

@@ -107,14 +107,14 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return "n" + std::to_string(n) + "_" + method + "_" + algo + "_" + wire_name(wire);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Methods, DevicePathMatchesHost,
-    ::testing::Combine(::testing::Values(1, 3),
-                       ::testing::Values("fp16", "bf16", "qsgd", "qsgdinf", "nuqsgd", "trn", "alq",
-                                         "alqn", "amq", "amqn", "dqsgd"),
-                       ::testing::Values("allgather", "sra"),
-                       ::testing::Values(Wire::kStaged, Wire::kStreamOrdered)),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(Methods, DevicePathMatchesHost,
+                         ::testing::Combine(::testing::Values(1, 3),
+                                            ::testing::Values("fp16", "bf16", "qsgd", "qsgdinf",
+                                                              "nuqsgd", "trn", "alq", "alqn", "amq",
+                                                              "amqn", "dqsgd"),
+                                            ::testing::Values("allgather", "sra"),
+                                            ::testing::Values(Wire::kStaged, Wire::kStreamOrdered)),
+                         case_name);
 
 TEST_P(DevicePathMatchesHost, ByteForByteOnEveryRank) {
   const auto [n, method, algo, wire] = GetParam();
@@ -186,9 +186,10 @@ class DevicePath : public ::testing::TestWithParam<Wire> {
   qcclComm_t dev_ = nullptr, host_ = nullptr;
 };
 
-INSTANTIATE_TEST_SUITE_P(Wires, DevicePath,
-                         ::testing::Values(Wire::kStaged, Wire::kStreamOrdered),
-                         [](const ::testing::TestParamInfo<Wire>& i) { return wire_name(i.param); });
+INSTANTIATE_TEST_SUITE_P(Wires, DevicePath, ::testing::Values(Wire::kStaged, Wire::kStreamOrdered),
+                         [](const ::testing::TestParamInfo<Wire>& i) {
+                           return wire_name(i.param);
+                         });
 
 // The caller's producer work is still running on the stream when the call
 // is made: the call must read the input after it, in stream order.
@@ -198,9 +199,9 @@ TEST_P(DevicePath, WaitsForTheProducerOnTheCallersStream) {
   constexpr uint64_t kCount = 4096;
   std::vector<unsigned char> expected = make_input(0, 0, kCount, qcclFloat32);
   const std::vector<unsigned char> input = expected;
-  ASSERT_EQ(qcclAllReduce(expected.data(), expected.data(), kCount, qcclFloat32, qcclSum, host,
-                          nullptr),
-            qcclSuccess);
+  ASSERT_EQ(
+      qcclAllReduce(expected.data(), expected.data(), kCount, qcclFloat32, qcclSum, host, nullptr),
+      qcclSuccess);
   std::unique_ptr<FakeStream> stream = device_.create_stream();
   void* buf = device_.alloc(kCount * 4);
   stream->enqueue([&] {
@@ -225,9 +226,9 @@ TEST_P(DevicePath, MisalignedInPlaceAndAllGatherKeepTheirBounds) {
     const size_t elem = elem_size(dtype);
     const std::vector<unsigned char> input = make_input(0, 1, kCount, dtype);
     std::vector<unsigned char> expected = input;
-    ASSERT_EQ(qcclAllReduce(expected.data(), expected.data(), kCount, dtype, qcclAvg, host,
-                            nullptr),
-              qcclSuccess);
+    ASSERT_EQ(
+        qcclAllReduce(expected.data(), expected.data(), kCount, dtype, qcclAvg, host, nullptr),
+        qcclSuccess);
     auto* block = static_cast<unsigned char*>(device_.alloc((kCount + 1) * elem + kGuard));
     std::memset(block, 0xA5, (kCount + 1) * elem + kGuard);
     unsigned char* buf = block + elem;  // one element off
@@ -259,9 +260,9 @@ TEST_P(DevicePath, TinyValuesMatchTheHost) {
   constexpr uint64_t kCount = 2048;
   std::vector<unsigned char> expected = make_input(0, 2, kCount, qcclFloat32, 1e-30f);
   const std::vector<unsigned char> input = expected;
-  ASSERT_EQ(qcclAllReduce(expected.data(), expected.data(), kCount, qcclFloat32, qcclSum, host,
-                          nullptr),
-            qcclSuccess);
+  ASSERT_EQ(
+      qcclAllReduce(expected.data(), expected.data(), kCount, qcclFloat32, qcclSum, host, nullptr),
+      qcclSuccess);
   void* buf = device_.alloc(kCount * 4);
   std::memcpy(buf, input.data(), kCount * 4);
   ASSERT_EQ(qcclAllReduce(buf, buf, kCount, qcclFloat32, qcclSum, dev, nullptr), qcclSuccess);
@@ -345,14 +346,43 @@ TEST_P(DevicePath, SteadyStateNeitherAllocatesNorWaitsMoreThanDocumented) {
     EXPECT_EQ(device_.syncs.load() - syncs, kCalls * per_call) << algo;
     // A larger call grows the workspace.
     void* big = device_.alloc(4 * kCount * 4);
-    ASSERT_EQ(qcclAllReduce(big, big, 4 * kCount, qcclFloat32, qcclSum, dev, nullptr),
-              qcclSuccess);
+    ASSERT_EQ(qcclAllReduce(big, big, 4 * kCount, qcclFloat32, qcclSum, dev, nullptr), qcclSuccess);
     device_.default_stream().wait();
     EXPECT_GT(ws->growths, growths) << algo;
     device_.free(big);
     device_.free(buf);
     qcclCommDestroy(dev);
   }
+}
+
+// Uncompressed calls on device buffers: the transport's own allreduce and
+// allgather, staged or stream-ordered, equal to the host path's.
+TEST_P(DevicePath, PassthroughMatchesTheHost) {
+  open_pair("none", "allgather");
+  constexpr uint64_t kCount = 3000;
+  const std::vector<unsigned char> input = make_input(0, 4, kCount, qcclFloat32);
+  std::vector<unsigned char> expected = input, gathered(kCount * 4);
+  ASSERT_EQ(
+      qcclAllReduce(expected.data(), expected.data(), kCount, qcclFloat32, qcclAvg, host_, nullptr),
+      qcclSuccess);
+  ASSERT_EQ(qcclAllGather(input.data(), gathered.data(), kCount, qcclFloat32, host_, nullptr),
+            qcclSuccess);
+  void* send = device_.alloc(kCount * 4);
+  void* recv = device_.alloc(kCount * 4);
+  std::memcpy(send, input.data(), kCount * 4);
+  ASSERT_EQ(qcclAllReduce(send, recv, kCount, qcclFloat32, qcclAvg, dev_, nullptr), qcclSuccess)
+      << qcclGetLastError(dev_);
+  device_.default_stream().wait();
+  EXPECT_EQ(std::memcmp(recv, expected.data(), kCount * 4), 0);
+  ASSERT_EQ(qcclAllGather(send, send, kCount, qcclFloat32, dev_, nullptr), qcclSuccess)
+      << qcclGetLastError(dev_);
+  device_.default_stream().wait();
+  EXPECT_EQ(std::memcmp(send, gathered.data(), kCount * 4), 0);
+  qcclStats_t stats;
+  ASSERT_EQ(qcclCommGetStats(dev_, &stats), qcclSuccess);
+  EXPECT_EQ(stats.compressedCalls, 0u);
+  device_.free(send);
+  device_.free(recv);
 }
 
 // ---- the deferred corrupt-payload error -------------------------------------------------
@@ -364,8 +394,8 @@ TEST(DevicePathErrors, CorruptPayloadGivesNaNThenAnErrorOnTheNextDeviceCall) {
   std::vector<float> first_output(2);
   fake::run_ranks(2, [&](int me) {
     StreamOrderedTransport* wire = nullptr;
-    qcclComm_t dev = make_comm(&world, me, base_config("qsgd", "allgather"),
-                               Wire::kStreamOrdered, &device, &wire);
+    qcclComm_t dev = make_comm(&world, me, base_config("qsgd", "allgather"), Wire::kStreamOrdered,
+                               &device, &wire);
     constexpr uint64_t kCount = 2048;
     void* buf = device.alloc(kCount * 4);
     const std::vector<unsigned char> input = make_input(me, 0, kCount, qcclFloat32);
@@ -391,6 +421,35 @@ TEST(DevicePathErrors, CorruptPayloadGivesNaNThenAnErrorOnTheNextDeviceCall) {
   EXPECT_FALSE(std::isnan(first_output[0]));
   EXPECT_EQ(second_call[1], qcclCorruptPayload);
   EXPECT_EQ(second_call[0], qcclSuccess);
+}
+
+}  // namespace
+}  // namespace qccl
+
+namespace qccl {
+namespace {
+
+// The same corruption on host buffers is reported by the call itself, naming
+// the rank whose payload failed.
+TEST(DevicePathErrors, CorruptPayloadOnHostBuffersFailsTheCallNamingTheRank) {
+  FakeDevice device;
+  FakeWorld world(2);
+  std::vector<Result> results(2);
+  std::vector<std::string> messages(2);
+  fake::run_ranks(2, [&](int me) {
+    StreamOrderedTransport* wire = nullptr;
+    qcclComm_t comm =
+        make_comm(&world, me, base_config("qsgd", "allgather"), Wire::kStreamOrdered, &device, &wire);
+    std::vector<float> buf(2048, 1.0f + me);
+    if (me == 1) wire->corrupt_next_payload = true;
+    results[me] = qcclAllReduce(buf.data(), buf.data(), buf.size(), qcclFloat32, qcclSum, comm,
+                                nullptr);
+    messages[me] = qcclGetLastError(comm);
+    qcclCommDestroy(comm);
+  });
+  EXPECT_EQ(results[0], qcclSuccess);
+  EXPECT_EQ(results[1], qcclCorruptPayload) << messages[1];
+  EXPECT_NE(messages[1].find("payload from rank 0"), std::string::npos) << messages[1];
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 
 #include "codec/device_backend.h"
 #include "codec/host_codec.h"
+#include "codec/payload_format.h"
 
 namespace qccl::fake {
 
@@ -295,8 +296,9 @@ class StreamOrderedTransport final : public Transport {
                     const uint64_t* recv_offsets) override {
     order();
     const Result r = inner_->allgatherv(send, send_bytes, recv, recv_bytes, recv_offsets);
-    if (r == qcclSuccess && corrupt_next_payload && send_bytes > 64 &&
-        device_.is_device_memory(recv)) {
+    // Only a payload (it starts with the magic), never a control message
+    // such as the call agreement, so every rank reaches the decode.
+    if (r == qcclSuccess && corrupt_next_payload && send_bytes > 64 && is_payload(send)) {
       corrupt_next_payload = false;
       static_cast<unsigned char*>(recv)[recv_offsets[0] + 40] ^= 0x5a;  // in the header/table
     }
@@ -321,6 +323,11 @@ class StreamOrderedTransport final : public Transport {
 
  private:
   void order() { (stream_ != nullptr ? stream_ : &device_.default_stream())->wait(); }
+  static bool is_payload(const void* message) {
+    uint32_t magic = 0;
+    std::memcpy(&magic, message, sizeof(magic));
+    return magic == kPayloadMagic;
+  }
   std::unique_ptr<Transport> inner_;
   FakeDevice& device_;
   FakeStream* stream_ = nullptr;

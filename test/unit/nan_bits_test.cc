@@ -67,7 +67,8 @@ TEST(NanBits, OppositeInfinitiesSummedGiveTheCanonicalNaN) {
   a[3] = std::numeric_limits<float>::infinity();
   b[3] = -std::numeric_limits<float>::infinity();
   const LevelTable table = uniform_table(3);
-  const std::vector<unsigned char> pa = Encode(a, spec64(0), table), pb = Encode(b, spec64(1), table);
+  const std::vector<unsigned char> pa = Encode(a, spec64(0), table),
+                                   pb = Encode(b, spec64(1), table);
   ASSERT_EQ(pa.size(), pb.size());
   std::vector<unsigned char> both(pa);
   both.insert(both.end(), pb.begin(), pb.end());
@@ -75,8 +76,9 @@ TEST(NanBits, OppositeInfinitiesSummedGiveTheCanonicalNaN) {
   std::memcpy(&expected, pa.data(), sizeof expected);
   std::vector<float> sum(64);
   int failed = -1;
-  ASSERT_EQ(host_codec().decode_sum(both.data(), pa.size(), 2, expected, sum.data(), false, &failed),
-            qcclSuccess);
+  ASSERT_EQ(
+      host_codec().decode_sum(both.data(), pa.size(), 2, expected, sum.data(), false, &failed),
+      qcclSuccess);
   EXPECT_GT(count_nans_checking_bits(sum), 0);
   // Payload by payload gives the same bits.
   std::vector<float> acc(64);
@@ -92,9 +94,9 @@ TEST(NanBits, UncompressedAndScaledNaNsAreCanonical) {
   EncodeSpec spec;
   spec.method = Method::kNone;
   std::vector<unsigned char> payload(payload_bytes(spec, v.size()));
-  ASSERT_EQ(encode(v.data(), DataType::kFloat32, v.size(), spec, payload.data(), payload.size(),
-                   nullptr),
-            qcclSuccess);
+  ASSERT_EQ(
+      encode(v.data(), DataType::kFloat32, v.size(), spec, payload.data(), payload.size(), nullptr),
+      qcclSuccess);
   EXPECT_EQ(count_nans_checking_bits(testing_util::Decode(payload, v.size())), 2);
   ASSERT_EQ(host_codec().scale(v.data(), v.size(), 0.5f), qcclSuccess);
   EXPECT_EQ(count_nans_checking_bits(v), 2);
