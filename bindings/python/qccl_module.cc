@@ -65,6 +65,7 @@ const std::map<std::string, const char * qcclConfig_t::*>& config_fields() {
       {"debug", &qcclConfig_t::debug},
       {"timeout_s", &qcclConfig_t::timeoutS},
       {"compress_one_rank", &qcclConfig_t::compressOneRank},
+      {"on_timeout", &qcclConfig_t::onTimeout},
   };
   return fields;
 }

@@ -84,12 +84,13 @@ typedef struct {
   const char* debug;            /* QCCL_DEBUG */
   const char* timeoutS;         /* QCCL_TIMEOUT_S */
   const char* compressOneRank;  /* QCCL_COMPRESS_ONE_RANK (a testing aid) */
+  const char* onTimeout;        /* QCCL_ON_TIMEOUT */
 } qcclConfig_t;
 
 #define QCCL_CONFIG_INITIALIZER                                                                   \
   {                                                                                               \
     sizeof(qcclConfig_t), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-        NULL, NULL, NULL, NULL, NULL                                                              \
+        NULL, NULL, NULL, NULL, NULL, NULL                                                        \
   }
 
 #define QCCL_MAX_LEVELS 256

@@ -39,20 +39,36 @@ Result check_dtype(int dtype) {
 
 constexpr int kNoOp = -1;  // allgather
 
-// The checks both collectives make, then the call.
-Result run_collective(qcclComm_t comm, CollectiveRequest req, int raw_dtype, int raw_op,
-                      void* stream) {
-  QCCL_CHECK(check_comm(comm));
+// The checks both collectives make on a valid communicator.
+Result check_call(CollectiveRequest* req, int raw_dtype, int raw_op, void* stream,
+                  Placement* where) {
   QCCL_CHECK(check_dtype(raw_dtype));
   if (raw_op != kNoOp && raw_op != qcclSum && raw_op != qcclAvg)
     return fail(qcclInvalidArgument, "reduction op {} is not qcclSum or qcclAvg", raw_op);
-  req.average = raw_op == qcclAvg;
-  if (req.count == 0) return qcclSuccess;
-  QCCL_CHECK(check_buffer(req.send, "sendbuff"));
-  QCCL_CHECK(check_buffer(req.recv, "recvbuff"));
+  req->average = raw_op == qcclAvg;
+  QCCL_CHECK(check_buffer(req->send, "sendbuff"));
+  QCCL_CHECK(check_buffer(req->recv, "recvbuff"));
+  QCCL_CHECK(locate_buffers(req->send, req->recv, stream, where));
+  req->dtype = static_cast<DataType>(raw_dtype);
+  return qcclSuccess;
+}
+
+// Count 0 is a no-op without communication (on every rank alike). Any
+// other call that fails its checks here still takes part in the call
+// agreement, so the other ranks fail it too instead of pairing their next
+// call with this rank's (docs/collectives.md "Call agreement").
+Result run_collective(qcclComm_t comm, CollectiveRequest req, int raw_dtype, int raw_op,
+                      void* stream) {
+  QCCL_CHECK(check_comm(comm));
+  if (req.count == 0) {
+    QCCL_CHECK(check_dtype(raw_dtype));
+    if (raw_op != kNoOp && raw_op != qcclSum && raw_op != qcclAvg)
+      return fail(qcclInvalidArgument, "reduction op {} is not qcclSum or qcclAvg", raw_op);
+    return qcclSuccess;
+  }
   Placement where;
-  QCCL_CHECK(locate_buffers(req.send, req.recv, stream, &where));
-  req.dtype = static_cast<DataType>(raw_dtype);
+  const Result checked = check_call(&req, raw_dtype, raw_op, stream, &where);
+  if (checked != qcclSuccess) return comm->collectives->take_part_rejected(checked);
   return comm->collectives->run(req, where);
 }
 

@@ -15,7 +15,8 @@ namespace {
 
 // Settings that only affect this process and may differ between ranks.
 bool is_local_setting(const std::string& name) {
-  return name == "QCCL_DEBUG" || name == "QCCL_TIMELINE" || name == "QCCL_TIMEOUT_S";
+  return name == "QCCL_DEBUG" || name == "QCCL_TIMELINE" || name == "QCCL_TIMEOUT_S" ||
+         name == "QCCL_ON_TIMEOUT";
 }
 
 // One (name, FNV-1a of the value) per setting that must agree, from the
@@ -62,10 +63,11 @@ Result agree_on_config(Transport& transport, Result local_status, const Config& 
       return fail(qcclInvalidUsage, "rank {} rejected its QCCL_* configuration (see its log)", r);
     for (uint32_t k = 0; k < mine.count; ++k) {
       if (all[r].count != mine.count || all[r].hashes[k] != mine.hashes[k])
-        return fail(qcclInvalidUsage,
-                    "configuration differs between ranks: {} on rank {} is not this rank's value "
-                    "(every QCCL_* setting except DEBUG, TIMELINE and TIMEOUT_S must match)",
-                    names[k], r);
+        return fail(
+            qcclInvalidUsage,
+            "configuration differs between ranks: {} on rank {} is not this rank's value "
+            "(every QCCL_* setting except DEBUG, TIMELINE, TIMEOUT_S and ON_TIMEOUT must match)",
+            names[k], r);
     }
   }
   return qcclSuccess;
@@ -80,8 +82,10 @@ Result init_mpi(qcclComm_t* out, const void* mpi_comm, const qcclConfig_t* overr
   const Result resolved = resolve_config(overrides, &comm->config);
   const std::string resolve_error = thread_last_error();
   std::unique_ptr<MpiTransport> transport;
-  const double timeout = resolved == qcclSuccess ? comm->config.timeout_s : Config{}.timeout_s;
-  QCCL_CHECK(MpiTransport::create(*static_cast<const MPI_Comm*>(mpi_comm), timeout, &transport));
+  // Until the configuration is agreed, a bad one gets the default timeout.
+  const Config& used = resolved == qcclSuccess ? comm->config : Config{};
+  const TimeoutPolicy policy{used.timeout_s, used.abort_on_timeout};
+  QCCL_CHECK(MpiTransport::create(*static_cast<const MPI_Comm*>(mpi_comm), policy, &transport));
   return finish_comm_init(std::move(comm), resolved, resolve_error, std::move(transport), "MPI",
                           out);
 }
@@ -163,10 +167,14 @@ qcclResult_t qcclCommDestroy(qcclComm_t comm) {
     QCCL_CHECK(qccl::check_comm(comm));
     // The engine's cycle thread still uses the communicator: destroying it
     // now would be a use-after-free on that thread.
-    if (qccl::engine_running(comm))
-      return qccl::fail(qcclInvalidUsage,
-                        "qcclCommDestroy: the engine of this communicator is running; call "
-                        "qcclEngineStop (collective) first");
+    if (qccl::engine_running(comm)) {
+      const qccl::Result r =
+          qccl::fail(qcclInvalidUsage,
+                     "qcclCommDestroy: the engine of this communicator is running; call "
+                     "qcclEngineStop (collective) first");
+      comm->last_error = qccl::thread_last_error();  // the communicator lives on
+      return r;
+    }
     comm->magic = 0;
     // The transport goes first: it waits for its own work under the deadline
     // (NCCL: aborting a communicator stuck on a dead peer), so freeing the

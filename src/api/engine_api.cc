@@ -60,6 +60,9 @@ Result enqueue(qcclComm_t comm, const char* name, void* buf, size_t count, int d
 // that every rank makes in the same order (adapter.h), and the engine's
 // thread and direct callers interleave differently on each rank.
 Result create_engine(qcclComm_t comm, std::shared_ptr<Engine>* out) {
+  // Every rank must be starting its engine now, not in another call on
+  // this communicator (which would pair with the duplication below).
+  QCCL_CHECK(comm->collectives->agree_on_operation(kEngineStartCall));
   std::unique_ptr<Transport> transport;
   const Result duplicated = comm->transport->duplicate(&transport);
   if (duplicated != qcclSuccess)

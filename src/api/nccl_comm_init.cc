@@ -41,11 +41,12 @@ Result init_over_nccl(qcclComm_t* out, ncclComm_t nccl, bool owned, const qcclCo
   auto comm = std::make_unique<qcclComm>();
   const Result resolved = resolve_config(overrides, &comm->config);
   const std::string resolve_error = thread_last_error();
-  const double timeout_s = resolved == qcclSuccess ? comm->config.timeout_s : Config{}.timeout_s;
+  const Config& used = resolved == qcclSuccess ? comm->config : Config{};
   std::unique_ptr<NcclTransport> transport;
   // An owned communicator is the transport's from here on, even when
   // create fails (it may have been aborted: it must not be destroyed here).
-  QCCL_CHECK(NcclTransport::create(nccl, owned, timeout_s, &transport));
+  QCCL_CHECK(NcclTransport::create(nccl, owned, used.timeout_s, &transport));
+  transport->set_abort_on_timeout(used.abort_on_timeout);
   const int device = transport->cuda_device();
   QCCL_CHECK(finish_comm_init(std::move(comm), resolved, resolve_error, std::move(transport),
                               "NCCL", out));

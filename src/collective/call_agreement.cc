@@ -6,7 +6,13 @@ namespace qccl {
 namespace {
 
 const char* kind_name(uint8_t kind) {
-  return kind == static_cast<uint8_t>(CollectiveKind::kAllReduce) ? "allreduce" : "allgather";
+  switch (kind) {
+    case static_cast<uint8_t>(CollectiveKind::kAllReduce): return "qcclAllReduce";
+    case static_cast<uint8_t>(CollectiveKind::kAllGather): return "qcclAllGather";
+    case kEngineStartCall: return "qcclEngineStart";
+    case kRejectedCall: return "a call it rejected";
+  }
+  return "an unknown operation";
 }
 const char* op_name(uint8_t op) {
   return op == qcclSum ? "sum" : "avg";
@@ -14,10 +20,15 @@ const char* op_name(uint8_t op) {
 
 // Names the first field in which `theirs` (rank r) differs from `mine`.
 Result report_difference(int r, const CallDescriptor& theirs, const CallDescriptor& mine) {
+  if (theirs.kind == kRejectedCall && mine.kind != kRejectedCall)
+    return fail(qcclInvalidUsage,
+                "rank {} rejected its arguments for call {} (its error says why), so every rank "
+                "fails this call",
+                r, theirs.call_number);
   if (theirs.kind != mine.kind)
     return fail(qcclInvalidUsage,
-                "collective differs between ranks: rank {} called {}, this rank {}", r,
-                kind_name(theirs.kind), kind_name(mine.kind));
+                "collective differs between ranks at call {}: rank {} called {}, this rank {}",
+                mine.call_number, r, kind_name(theirs.kind), kind_name(mine.kind));
   if (theirs.count != mine.count)
     return fail(qcclInvalidUsage, "count differs between ranks: rank {} sent {}, this rank has {}",
                 r, theirs.count, mine.count);

@@ -3,7 +3,11 @@
 // count, dtype, op, method, bucket size, call number). A rank whose
 // descriptor differs makes every rank return qcclInvalidUsage naming the
 // difference, instead of a hang or an MPI truncation error. The exchange is
-// also the arrival check that QCCL_TIMEOUT_S applies to.
+// also the arrival check that QCCL_TIMEOUT_S applies to. Every operation
+// that talks to the peers on the communicator's transport starts with it
+// (collectives, engine start), and a call that fails its argument checks
+// on one rank still takes part (as kRejectedCall), so calls never pair with
+// another call's partner (docs/collectives.md "Call agreement").
 #pragma once
 
 #include <cstdint>
@@ -12,6 +16,10 @@
 #include "collective/collective_context.h"
 
 namespace qccl {
+
+// What a descriptor's `kind` may say besides a CollectiveKind.
+constexpr uint8_t kEngineStartCall = 0x10;  // qcclEngineStart
+constexpr uint8_t kRejectedCall = 0xff;     // this rank's arguments failed its checks
 
 struct CallDescriptor {
   uint64_t count = 0;

@@ -55,6 +55,9 @@ struct CollectiveContext {
   bool step_marked = false;
   double learning_rate = 1.0;
   CollectiveCounters counters;
+  // Every operation that went through the call agreement, failed or not:
+  // the descriptors' call number (call_agreement.h).
+  uint64_t agreed_calls = 0;
   std::set<std::pair<std::string, int>> logged_choices;  // (algorithm, size class) logged
 };
 

@@ -137,6 +137,27 @@ Result Collectives::run(const CollectiveRequest& req, const Placement& where) {
   return r != qcclSuccess ? r : late;
 }
 
+Result Collectives::agree_on_operation(uint8_t kind) {
+  QCCL_CHECK(place(Placement{}, CollectiveRequest{}));
+  CallDescriptor d;
+  d.kind = kind;
+  d.method = static_cast<uint8_t>(ctx_.config.method);
+  d.bucket_size = ctx_.config.bucket_size;
+  d.call_number = ctx_.agreed_calls++;
+  return agree_on_call(ctx_, d);
+}
+
+Result Collectives::take_part_rejected(Result local_error) {
+  const std::string message = thread_last_error();
+  const Result agreed = agree_on_operation(kRejectedCall);
+  // This rank's own error is the one to report; a failed agreement (a
+  // timeout) is added to it.
+  if (agreed != qcclSuccess && agreed != qcclInvalidUsage)
+    return set_error(local_error, message + "; and telling the other ranks failed: " +
+                                      std::string(thread_last_error()));
+  return set_error(local_error, message);
+}
+
 Result Collectives::agree_and_run(const CollectiveRequest& req) {
   CallDescriptor d;
   d.kind = static_cast<uint8_t>(req.kind);
@@ -145,10 +166,9 @@ Result Collectives::agree_and_run(const CollectiveRequest& req) {
   if (req.kind == CollectiveKind::kAllReduce) d.op = req.average ? qcclAvg : qcclSum;
   d.method = static_cast<uint8_t>(ctx_.config.method);
   d.bucket_size = ctx_.config.bucket_size;
-  d.call_number = ctx_.counters.calls;
+  d.call_number = ctx_.agreed_calls++;
   QCCL_CHECK(agree_on_call(ctx_, d));
-  // Past the agreement every rank counts the call, failed or not, so the
-  // call numbers stay in step.
+  // Past the agreement every rank counts the call, failed or not.
   CollectiveAlgorithm* chosen = nullptr;
   for (auto& algorithm : algorithms_) {
     if (algorithm->enabled(ctx_, req)) {

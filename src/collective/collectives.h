@@ -35,6 +35,15 @@ class Collectives {
   // the next device call.
   Result run(const CollectiveRequest& req, const Placement& where = Placement{});
 
+  // The call agreement for an operation that is not a collective over user
+  // data (kEngineStartCall): every rank must make the same one next.
+  Result agree_on_operation(uint8_t kind);
+  // A call whose arguments failed this rank's checks (`local_error`, whose
+  // message is the thread's last error) still takes part in the agreement,
+  // so every rank fails it and the ranks' next calls pair correctly.
+  // Returns local_error with its message.
+  Result take_part_rejected(Result local_error);
+
   // The device this communicator's device calls run on (NCCL: the
   // communicator's). Otherwise the device of the first device buffer.
   void bind_device(int device) { device_ = device; }

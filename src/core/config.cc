@@ -274,6 +274,15 @@ const std::vector<Param>& params() {
          return parse_positive_double(t, 86400, &c->timeout_s);
        },
        [](const Config& c) { return fmt::format("{}", c.timeout_s); }},
+      {{"QCCL_ON_TIMEOUT", "error", "error or abort",
+        "what a timeout does: return qcclTimeout, or print the stall report and MPI_Abort"},
+       &qcclConfig_t::onTimeout,
+       [](const std::string& t, Config* c) {
+         if (t != "error" && t != "abort") return false;
+         c->abort_on_timeout = t == "abort";
+         return true;
+       },
+       [](const Config& c) { return std::string(c.abort_on_timeout ? "abort" : "error"); }},
       {{"QCCL_COMPRESS_ONE_RANK", "0", "0 or 1",
         "testing aid: compress on a one-rank communicator too"},
        &qcclConfig_t::compressOneRank,

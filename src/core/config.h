@@ -36,6 +36,9 @@ struct Config {
   std::string timeline;
   log::Level debug = log::Level::kWarn;
   double timeout_s = 300.0;
+  // QCCL_ON_TIMEOUT=abort: a timeout ends the job (MPI_Abort) instead of
+  // returning qcclTimeout, so the launcher can restart it.
+  bool abort_on_timeout = false;
   // A testing aid: a one-rank communicator compresses too (otherwise one
   // rank has nothing to send and goes uncompressed), so a single GPU runs
   // the compressed device path (docs/gpu.md "Testing on one GPU").

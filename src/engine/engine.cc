@@ -10,6 +10,8 @@
 #include "codec/cpu_codec.h"
 #include "core/fault_injection.h"
 #include "core/logging.h"
+#include "transport/abort_job.h"
+#include "transport/finalize_hooks.h"
 
 namespace qccl {
 namespace {
@@ -52,6 +54,12 @@ Engine::Engine(const Config& config, std::unique_ptr<Transport> transport,
 
 Engine::~Engine() {
   if (thread_.joinable()) stop();
+  remove_finalize_hook(finalize_hook_);
+}
+
+void Engine::join() {
+  std::lock_guard<std::mutex> lock(join_mutex_);
+  if (thread_.joinable()) thread_.join();
 }
 
 Result Engine::start() {
@@ -60,6 +68,13 @@ Result Engine::start() {
   QCCL_CHECK(timeline_.open(config_.timeline, collectives_.rank()));
   running_ = true;
   thread_ = std::thread(&Engine::run, this);
+  // MPI_Finalize with the engine still running (docs/engine.md
+  // "MPI_Finalize"): the transport refuses calls from then on, so the
+  // thread's next cycle fails and it exits before MPI is torn down.
+  finalize_hook_ = add_finalize_hook([this] {
+    stop_requested_ = true;
+    join();
+  });
   return qcclSuccess;
 }
 
@@ -96,8 +111,10 @@ Result Engine::enqueue(const std::string& name, void* buf, uint64_t count, DataT
 // the stop, not dropped: the tensors were reduced, but the trace the
 // caller asked for is incomplete.
 Result Engine::stop() {
+  stop_requested_ns_ = Clock::now().time_since_epoch().count();
   stop_requested_ = true;
-  if (thread_.joinable()) thread_.join();
+  remove_finalize_hook(finalize_hook_);
+  join();
   const Result timeline = timeline_.close();
   const std::string timeline_error = timeline == qcclSuccess ? std::string() : thread_last_error();
   std::lock_guard<std::mutex> lock(state_mutex_);
@@ -211,7 +228,30 @@ bool Engine::cycle() {
   local_.cycles++;
   publish_counters();
   timeline_.flush();
+  if (!decision.all_stop_requested && stop_requested_) return !stop_timed_out(all);
   return !decision.all_stop_requested;
+}
+
+// qcclEngineStop is collective: it waits for every rank's stop request,
+// but no longer than QCCL_TIMEOUT_S (a rank that never stops would keep it
+// forever). True when the wait is over: the engine breaks with qcclTimeout.
+bool Engine::stop_timed_out(const std::vector<RankAnnouncements>& all) {
+  const double waited = std::chrono::duration<double>(Clock::now().time_since_epoch() -
+                                                      Clock::duration(stop_requested_ns_.load()))
+                            .count();
+  if (waited < config_.timeout_s) return false;
+  std::vector<int> missing;
+  for (int r = 0; r < static_cast<int>(all.size()); ++r)
+    if ((all[r].flags & kFlagStopRequested) == 0) missing.push_back(r);
+  const std::string message = fmt::format(
+      "qcclEngineStop: ranks {} did not call qcclEngineStop within QCCL_TIMEOUT_S={} s; the "
+      "engine stopped on this rank without them",
+      rank_list(missing), config_.timeout_s);
+  if (config_.abort_on_timeout) abort_job(message);
+  // The others' engines wait on this one's negotiation: end their waits.
+  transport_.abandon(message);
+  record_broken(state_mutex_, &broken_, &broken_message_, set_error(qcclTimeout, message));
+  return true;
 }
 
 void Engine::check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& all) {
@@ -228,6 +268,7 @@ void Engine::check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& a
         "QCCL_TIMEOUT_S={} s",
         e->name, rank_list(have), rank_list(missing), config_.timeout_s);
     QCCL_LOG_WARN("engine: {}", message);
+    if (config_.abort_on_timeout) abort_job(message);
     complete(queue_.take(e->name_hash), qcclTimeout, message);
   } else if (!e->stall_warned) {
     e->stall_warned = true;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -55,12 +56,14 @@ class Engine {
   bool cycle();
   // Warns about, then fails, a tensor that not every rank has submitted.
   void check_stall(TensorEntry* e, const std::vector<RankAnnouncements>& all);
+  bool stop_timed_out(const std::vector<RankAnnouncements>& all);
   void execute(const FusionGroup& group, int64_t negotiated_us);
   Result reduce_with_error_feedback(void* data, const FusionGroup& group,
                                     const std::vector<TensorEntry*>& members);
   void complete(std::unique_ptr<TensorEntry> entry, Result result, const std::string& error);
   void fail_all_pending(Result result, const std::string& error);
   void publish_counters();
+  void join();  // the cycle thread, once (stop, the destructor or MPI_Finalize)
 
   const Config& config_;
   // Declared before the members that use them, so destroyed after them.
@@ -76,7 +79,11 @@ class Engine {
 
   std::thread thread_;
   std::atomic<bool> stop_requested_{false};
+  // When stop() was called (steady_clock ticks since its epoch).
+  std::atomic<std::chrono::steady_clock::rep> stop_requested_ns_{0};
   std::atomic<bool> running_{false};
+  std::mutex join_mutex_;
+  int finalize_hook_ = 0;
   std::mutex state_mutex_;  // guards broken_*, counters_
   Result broken_ = qcclSuccess;
   std::string broken_message_;

@@ -23,6 +23,7 @@ class TimedTransport final : public Transport {
 
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
+  void abandon(const std::string& reason) override { inner_.abandon(reason); }
   Result allgatherv(const void* send, uint64_t send_bytes, void* recv, const uint64_t* recv_bytes,
                     const uint64_t* recv_offsets) override;
   Result alltoallv(const void* send, const uint64_t* send_bytes, const uint64_t* send_offsets,

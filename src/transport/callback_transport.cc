@@ -8,10 +8,6 @@
 namespace qccl {
 namespace {
 
-// The fallback passthrough gathers the buffer in pieces so that the N
-// gathered copies stay below this many bytes.
-constexpr uint64_t kFallbackGatherBytes = 64ull << 20;
-
 std::vector<uint64_t> rank_major_offsets(const std::vector<uint64_t>& sizes) {
   std::vector<uint64_t> offsets(sizes.size());
   uint64_t at = 0;
@@ -159,43 +155,10 @@ Result CallbackTransport::allreduce_passthrough(const void* send, void* recv, ui
                                                 DataType dtype) {
   QCCL_CHECK(check_usable("allreducePassthrough"));
   if (ops_.allreducePassthrough == nullptr)
-    return passthrough_by_allgather(send, recv, count, dtype);
+    return rank_order_sum_.run(*this, send, recv, count, dtype);  // the MPI transport's order
   return checked(
       ops_.allreducePassthrough(ops_.ctx, send, recv, count, static_cast<qcclDataType_t>(dtype)),
       "allreducePassthrough");
-}
-
-// Gathers a piece of every rank's buffer and sums it in rank order in
-// float32 (float16/bfloat16 widened first and rounded back once, as
-// MpiTransport does), so every rank computes the same bits.
-Result CallbackTransport::passthrough_by_allgather(const void* send, void* recv, uint64_t count,
-                                                   DataType dtype) {
-  const int n = size();
-  const size_t elem = dtype_size(dtype);
-  const uint64_t piece = std::max<uint64_t>(1, kFallbackGatherBytes / (n * elem));
-  for (uint64_t done = 0; done < count; done += piece) {
-    const uint64_t m = std::min(piece, count - done);
-    gathered_.resize(m * elem * n);
-    QCCL_CHECK(allgather_equal(static_cast<const unsigned char*>(send) + done * elem, m * elem,
-                               gathered_.data()));
-    sum_.resize(m);
-    widened_.resize(m);
-    for (int r = 0; r < n; ++r) {
-      const unsigned char* from = gathered_.data() + r * m * elem;
-      const float* values = reinterpret_cast<const float*>(from);
-      if (dtype != DataType::kFloat32) {
-        cast_to_float(from, m, dtype, widened_.data());
-        values = widened_.data();
-      }
-      if (r == 0) {
-        std::copy(values, values + m, sum_.begin());
-      } else {
-        for (uint64_t i = 0; i < m; ++i) sum_[i] += values[i];
-      }
-    }
-    cast_from_float(sum_.data(), m, dtype, static_cast<unsigned char*>(recv) + done * elem);
-  }
-  return qcclSuccess;
 }
 
 Result CallbackTransport::barrier() {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "transport/rank_order_sum.h"
 #include "transport/transport.h"
 
 namespace qccl {
@@ -56,14 +57,13 @@ class CallbackTransport final : public Transport {
                                 const uint64_t* send_offsets, void* recv,
                                 const uint64_t* recv_bytes, const uint64_t* recv_offsets);
   Result sum_by_allgather(double* values, size_t n);
-  Result passthrough_by_allgather(const void* send, void* recv, uint64_t count, DataType dtype);
 
   qcclTransportOps_t ops_;
   bool owns_ctx_ = false;
   std::string broken_by_;  // the callback that failed, if any
   std::vector<uint64_t> sizes_, offsets_;
   std::vector<unsigned char> gathered_;
-  std::vector<float> widened_, sum_;
+  RankOrderSum rank_order_sum_;
 };
 
 }  // namespace qccl

@@ -12,6 +12,7 @@
 #include "codec/cuda_codec.h"
 #include "core/cuda_check.h"
 #include "core/logging.h"
+#include "transport/abort_job.h"
 #include "transport/deadline_wait.h"
 
 namespace qccl {
@@ -237,6 +238,7 @@ Result NcclTransport::break_transport(Result code) {
                         "(ncclCommAbort)";
   // During creation (no rank yet) there is no qccl communicator to destroy.
   if (rank_ >= 0) message += "; destroy this qccl communicator and create a new one";
+  if (code == qcclTimeout && abort_on_timeout_) abort_job(message);
   return set_error(code, std::move(message));
 }
 

@@ -75,6 +75,8 @@ class NcclTransport final : public Transport {
   // The communicator's CUDA device, current during every call.
   int cuda_device() const { return device_; }
   double timeout_s() const { return timeout_s_; }
+  // QCCL_ON_TIMEOUT=abort: a timeout ends the job (abort_job.h).
+  void set_abort_on_timeout(bool abort) { abort_on_timeout_ = abort; }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -128,6 +130,7 @@ class NcclTransport final : public Transport {
   ncclComm_t comm_;
   bool owned_;
   double timeout_s_;
+  bool abort_on_timeout_ = false;
   int rank_ = -1;
   int size_ = 0;
   int device_ = -1;

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/method.h"
 #include "core/result.h"
@@ -75,6 +76,12 @@ class Transport {
     (void)out;
     return fail(qcclInvalidUsage, "this transport cannot be duplicated");
   }
+
+  // This rank leaves the communicator's collectives for good (`reason`
+  // says why, e.g. a qcclEngineStop that timed out): later calls are
+  // refused, and a transport that can tell its peers does (MpiTransport),
+  // so their pending waits end now instead of at their own timeouts.
+  virtual void abandon(const std::string& reason) { (void)reason; }
 };
 
 }  // namespace qccl

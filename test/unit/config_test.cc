@@ -130,7 +130,8 @@ const char* qcclConfig_t::*override_field(const std::string& name) {
       {"QCCL_TIMELINE", &qcclConfig_t::timeline},
       {"QCCL_DEBUG", &qcclConfig_t::debug},
       {"QCCL_TIMEOUT_S", &qcclConfig_t::timeoutS},
-      {"QCCL_COMPRESS_ONE_RANK", &qcclConfig_t::compressOneRank}};
+      {"QCCL_COMPRESS_ONE_RANK", &qcclConfig_t::compressOneRank},
+      {"QCCL_ON_TIMEOUT", &qcclConfig_t::onTimeout}};
   return fields.at(name);
 }
 
@@ -275,8 +276,10 @@ TEST_F(ConfigTest, DocumentedFormsStillParse) {
           {"QCCL_TIMEOUT_S", "100.0"},
           {"QCCL_DEBUG", "Info"},
           {"QCCL_ERROR_FEEDBACK", "true"},
-          {"QCCL_COMPRESS_ONE_RANK", "0"}};
+          {"QCCL_COMPRESS_ONE_RANK", "0"},
+          {"QCCL_ON_TIMEOUT", "abort"}};
   ASSERT_EQ(Resolve(), qcclSuccess) << thread_last_error();
+  EXPECT_TRUE(config_.abort_on_timeout);
   EXPECT_EQ(config_.seed, ~0ull);
   EXPECT_EQ(config_.min_compress_bytes, 16777215ull << 30);
   EXPECT_EQ(config_.fusion_threshold, 64ull << 10);
