@@ -5,16 +5,22 @@
 // DLPack capsules are parsed in dlpack_buffer.h), stats, and the engine
 // with completion handles that Python waits on. Only the public C API is
 // used. The engine's callbacks never touch Python: they complete a Handle,
-// and Python waits on it with the GIL released.
+// and Python waits on it with the GIL released. A failing C call raises the
+// exception class of its result code with the C library's message
+// (docs/python.md "Errors").
 #include <mpi.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dlpack_buffer.h"
 #include "python_transport.h"
@@ -24,13 +30,90 @@ namespace py = pybind11;
 
 namespace {
 
+// A failed C call: raised as the Python class of `code` (error_classes).
 struct QcclError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  QcclError(qcclResult_t result, const std::string& message)
+      : std::runtime_error(message), code(result) {}
+  qcclResult_t code;
 };
 
-void check(qcclResult_t r, qcclComm_t comm) {
+// The binding's own refusal of a communicator after close(): the C handle
+// is gone, so no C call can say it. A QcclInvalidUsageError in Python.
+struct ClosedError : QcclError {
+  explicit ClosedError(const std::string& message) : QcclError(qcclInvalidUsage, message) {}
+};
+
+// Python exception classes: QcclError (a RuntimeError) and one subclass per
+// result code; codes without one raise QcclError itself.
+struct ErrorClass {
+  qcclResult_t code;
+  const char* name;
+  const char* doc;
+};
+constexpr ErrorClass kErrorClasses[] = {
+    {qcclInvalidArgument, "QcclInvalidArgumentError",
+     "qcclInvalidArgument: a bad argument or configuration value."},
+    {qcclInvalidUsage, "QcclInvalidUsageError",
+     "qcclInvalidUsage: a call out of order (engine not started or started twice, ...)."},
+    {qcclTimeout, "QcclTimeoutError", "qcclTimeout: a collective ran past QCCL_TIMEOUT_S."},
+    {qcclTransportError, "QcclTransportError", "qcclTransportError: MPI, NCCL or a transport."},
+    {qcclCorruptPayload, "QcclCorruptPayloadError",
+     "qcclCorruptPayload: a compressed payload failed validation."},
+    {qcclRemoteError, "QcclRemoteError", "qcclRemoteError: another process failed."},
+    {qcclSystemError, "QcclSystemError", "qcclSystemError: out of memory or a system call."},
+    {qcclUnhandledCudaError, "QcclCudaError", "qcclUnhandledCudaError: a CUDA call failed."},
+    {qcclInternalError, "QcclInternalError", "qcclInternalError: a bug in qccl."},
+};
+
+// Owned references, created once in the module init (never freed: the
+// module lives until the interpreter exits).
+PyObject* base_error_class = nullptr;
+std::map<std::string, PyObject*>& error_classes() {
+  static auto* classes = new std::map<std::string, PyObject*>();
+  return *classes;
+}
+
+PyObject* class_of(qcclResult_t code) {
+  for (const ErrorClass& c : kErrorClasses)
+    if (c.code == code) return error_classes().at(c.name);
+  return base_error_class;
+}
+
+void add_error_class(py::module_& m, const char* name, const char* doc, PyObject* base) {
+  PyObject* cls =
+      PyErr_NewExceptionWithDoc((std::string("qccl.") + name).c_str(), doc, base, nullptr);
+  if (cls == nullptr) throw py::error_already_set();
+  error_classes()[name] = cls;
+  m.attr(name) = py::handle(cls);
+}
+
+void add_error_classes(py::module_& m) {
+  base_error_class = PyErr_NewExceptionWithDoc(
+      "qccl.QcclError", "A qccl call failed; the message is the C library's.", PyExc_RuntimeError,
+      nullptr);
+  if (base_error_class == nullptr) throw py::error_already_set();
+  m.attr("QcclError") = py::handle(base_error_class);
+  for (const ErrorClass& c : kErrorClasses) add_error_class(m, c.name, c.doc, base_error_class);
+  add_error_class(m, "QcclClosedError",
+                  "The communicator was closed: no call on it is possible any more.",
+                  error_classes().at("QcclInvalidUsageError"));
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ClosedError& e) {
+      PyErr_SetString(error_classes().at("QcclClosedError"), e.what());
+    } catch (const QcclError& e) {
+      PyErr_SetString(class_of(e.code), e.what());
+    }
+  });
+}
+
+// The C library's text for a failed call. This thread's last error, not the
+// communicator's: another thread (the engine's, a second Python thread) may
+// overwrite that one meanwhile.
+void check(qcclResult_t r) {
   if (r == qcclSuccess) return;
-  throw QcclError(std::string(qcclGetErrorString(r)) + ": " + qcclGetLastError(comm));
+  throw QcclError(r, std::string(qcclGetErrorString(r)) + ": " + qcclGetLastError(nullptr));
 }
 
 bool mpi_initialized_here = false;  // then qccl finalizes it at exit
@@ -92,7 +175,7 @@ class Handle {
     std::unique_lock<std::mutex> lock(mutex_);
     cv_.wait(lock, [&] { return done_; });
     if (result_ != qcclSuccess)
-      throw QcclError(std::string(qcclGetErrorString(result_)) + ": " + error_);
+      throw QcclError(result_, std::string(qcclGetErrorString(result_)) + ": " + error_);
   }
   std::shared_ptr<Handle> keep_alive_;  // held by the engine until the callback
 
@@ -108,18 +191,15 @@ class Communicator {
  public:
   Communicator(py::object mpi_comm, const std::map<std::string, std::string>& options)
       : options_(options) {
-    ensure_mpi();
-    if (mpi_comm.is_none()) {
-      mpi_ = MPI_COMM_WORLD;
-    } else {
-      // mpi4py communicators (or anything with py2f): the Fortran handle.
-      if (!py::hasattr(mpi_comm, "py2f"))
-        throw py::type_error("comm must be an mpi4py communicator (with py2f()) or None");
-      mpi_ = MPI_Comm_f2c(mpi_comm.attr("py2f")().cast<int>());
-    }
+    // Checked before MPI is initialised: a bad argument must not start MPI.
+    if (!mpi_comm.is_none() && !py::hasattr(mpi_comm, "py2f"))
+      throw py::type_error("comm must be an mpi4py communicator (with py2f()) or None");
     set_config();
+    ensure_mpi();
+    // mpi4py communicators (or anything with py2f): the Fortran handle.
+    mpi_ = mpi_comm.is_none() ? MPI_COMM_WORLD : MPI_Comm_f2c(mpi_comm.attr("py2f")().cast<int>());
     py::gil_scoped_release release;
-    check(qcclCommInitMpi(&comm_, &mpi_, &config_), nullptr);
+    check(qcclCommInitMpi(&comm_, &mpi_, &config_));
   }
   // Over a Python transport object (no MPI): qcclCommInitTransport.
   struct OverTransport {};
@@ -127,33 +207,41 @@ class Communicator {
                const std::map<std::string, std::string>& options)
       : options_(options) {
     set_config();
-    check(qccl_python::comm_init_python_transport(&comm_, transport, &config_), nullptr);
+    check(qccl_python::comm_init_python_transport(&comm_, transport, &config_));
   }
-  ~Communicator() { close(); }
+  // With the GIL held (pybind11 destroys with it): the engine is stopped
+  // before the buffers it writes into are let go.
+  ~Communicator() {
+    close();
+    in_flight_.clear();
+  }
 
+  // Idempotent: a second close() does nothing.
   void close() {
     if (engine_started_) {
+      engine_started_ = false;
       // The engine's thread may be inside a Python transport callback,
       // waiting for the GIL.
       py::gil_scoped_release release;
       qcclEngineStop(comm_);
     }
-    engine_started_ = false;
     if (comm_ != nullptr) qcclCommDestroy(comm_);
     comm_ = nullptr;
+    release_completed();
   }
   qcclComm_t comm() const {
-    if (comm_ == nullptr) throw QcclError("this qccl communicator is closed");
+    if (comm_ == nullptr)
+      throw ClosedError("this qccl communicator is closed (close() was called); create a new one");
     return comm_;
   }
   int rank() const {
     int r = 0;
-    check(qcclCommUserRank(comm(), &r), comm_);
+    check(qcclCommUserRank(comm(), &r));
     return r;
   }
   int size() const {
     int n = 0;
-    check(qcclCommCount(comm(), &n), comm_);
+    check(qcclCommCount(comm(), &n));
     return n;
   }
   void allreduce(uintptr_t send, uintptr_t recv, size_t count, int dtype, int op) {
@@ -165,7 +253,7 @@ class Communicator {
                         static_cast<qcclDataType_t>(dtype), static_cast<qcclRedOp_t>(op), c,
                         nullptr);
     }
-    check(r, c);
+    check(r);
   }
   void allgather(uintptr_t send, uintptr_t recv, size_t count, int dtype) {
     qcclComm_t c = comm();
@@ -175,19 +263,14 @@ class Communicator {
       r = qcclAllGather(reinterpret_cast<void*>(send), reinterpret_cast<void*>(recv), count,
                         static_cast<qcclDataType_t>(dtype), c, nullptr);
     }
-    check(r, c);
+    check(r);
   }
-  void mark_step() { check(qcclCommMarkStep(comm()), comm_); }
-  void set_learning_rate(double lr) { check(qcclCommSetLearningRate(comm(), lr), comm_); }
+  void mark_step() { check(qcclCommMarkStep(comm())); }
+  void set_learning_rate(double lr) { check(qcclCommSetLearningRate(comm(), lr)); }
 
   py::dict stats(bool engine) const {
     qcclStats_t s;
-    if (engine) {
-      if (!engine_started_) throw QcclError("the engine is not started");
-      check(qcclEngineGetStats(comm(), &s), comm_);
-    } else {
-      check(qcclCommGetStats(comm(), &s), comm_);
-    }
+    check(engine ? qcclEngineGetStats(comm(), &s) : qcclCommGetStats(comm(), &s));
     py::dict d;
     d["calls"] = s.calls;
     d["compressed_calls"] = s.compressedCalls;
@@ -206,45 +289,76 @@ class Communicator {
   }
 
   // Collective. The engine runs on its own duplicate of this communicator's
-  // transport, so direct calls on this communicator keep working.
+  // transport, so direct calls on this communicator keep working. A second
+  // start is the C library's qcclInvalidUsage.
   void start_engine() {
-    if (engine_started_) return;
     qcclComm_t c = comm();
     qcclResult_t r;
     {
       py::gil_scoped_release release;
       r = qcclEngineStart(c);
     }
-    check(r, c);
+    check(r);
     engine_started_ = true;
   }
+  // Collective. Stopping an engine that is not running is the C library's
+  // qcclInvalidUsage. Every enqueued buffer has completed afterwards.
   void stop_engine() {
-    if (!engine_started_) return;
+    qcclComm_t c = comm();
     qcclResult_t r;
     {
       py::gil_scoped_release release;
-      r = qcclEngineStop(comm_);
+      r = qcclEngineStop(c);
     }
-    engine_started_ = false;
-    check(r, comm_);
+    engine_started_ = false;  // the C library forgets the engine, whatever stop returned
+    release_completed();
+    check(r);
   }
+  bool engine_running() const { return engine_started_; }
+
+  // `keep` (the caller's buffer and its DLPack export) stays referenced
+  // here until the engine completes the tensor, whatever the caller drops
+  // (docs/python.md "Buffer lifetime").
   std::shared_ptr<Handle> enqueue(const std::string& name, uintptr_t buf, size_t count, int dtype,
-                                  int op, bool uncompressed) {
-    if (!engine_started_) throw QcclError("the engine is not started (start_engine())");
+                                  int op, bool uncompressed, py::object keep) {
+    qcclComm_t c = comm();
+    release_completed();
     auto handle = std::make_shared<Handle>();
     handle->keep_alive_ = handle;
     const qcclResult_t r = qcclEnqueueAllReduceFlags(
-        comm_, name.c_str(), reinterpret_cast<void*>(buf), count,
-        static_cast<qcclDataType_t>(dtype), static_cast<qcclRedOp_t>(op),
-        uncompressed ? QCCL_ENQUEUE_UNCOMPRESSED : 0u, &Handle::callback, handle.get());
+        c, name.c_str(), reinterpret_cast<void*>(buf), count, static_cast<qcclDataType_t>(dtype),
+        static_cast<qcclRedOp_t>(op), uncompressed ? QCCL_ENQUEUE_UNCOMPRESSED : 0u,
+        &Handle::callback, handle.get());
     if (r != qcclSuccess) {
       handle->keep_alive_.reset();
-      check(r, comm_);
+      check(r);
     }
+    in_flight_.push_back({handle, std::move(keep)});
     return handle;
   }
+  // Buffers still referenced for the engine (completed ones go at the next
+  // enqueue, stop_engine or close).
+  size_t buffers_held() const { return in_flight_.size(); }
 
  private:
+  struct InFlight {
+    std::shared_ptr<Handle> handle;
+    py::object keep;
+  };
+
+  // Drops the references of completed tensors. Called with the GIL held
+  // only (the engine's callback never touches Python objects). The last
+  // reference may run arbitrary Python (__del__, a DLPack deleter) that
+  // calls back into this communicator: they are dropped after in_flight_
+  // is consistent again.
+  void release_completed() {
+    std::vector<InFlight> completed;
+    auto pending_end = std::stable_partition(in_flight_.begin(), in_flight_.end(),
+                                             [](const InFlight& f) { return !f.handle->done(); });
+    std::move(pending_end, in_flight_.end(), std::back_inserter(completed));
+    in_flight_.erase(pending_end, in_flight_.end());
+  }
+
   // Config fields from options_ (the strings stay alive with this object).
   void set_config() {
     config_ = QCCL_CONFIG_INITIALIZER;
@@ -253,6 +367,8 @@ class Communicator {
       if (it == config_fields().end())
         throw py::value_error("unknown qccl option '" + key +
                               "' (see docs/python.md for the list)");
+      if (value.find('\0') != std::string::npos)
+        throw py::value_error("qccl option '" + key + "' contains a NUL character");
       config_.*(it->second) = value.c_str();
     }
   }
@@ -261,14 +377,15 @@ class Communicator {
   qcclConfig_t config_;
   MPI_Comm mpi_ = MPI_COMM_NULL;
   qcclComm_t comm_ = nullptr;
-  bool engine_started_ = false;  // qcclEngineStart ran on comm_
+  bool engine_started_ = false;      // qcclEngineStart ran on comm_
+  std::vector<InFlight> in_flight_;  // enqueued buffers, touched with the GIL held
 };
 
 }  // namespace
 
 PYBIND11_MODULE(_qccl, m) {
   m.doc() = "qccl native module (use the `qccl` package)";
-  py::register_exception<QcclError>(m, "QcclError", PyExc_RuntimeError);
+  add_error_classes(m);
   m.def("mpi_world", [] {
     ensure_mpi();
     int rank = 0, size = 0;
@@ -329,5 +446,7 @@ PYBIND11_MODULE(_qccl, m) {
       .def("stats", &Communicator::stats, py::arg("engine") = false)
       .def("start_engine", &Communicator::start_engine)
       .def("stop_engine", &Communicator::stop_engine)
-      .def("enqueue", &Communicator::enqueue);
+      .def("engine_running", &Communicator::engine_running)
+      .def("enqueue", &Communicator::enqueue)
+      .def("buffers_held", &Communicator::buffers_held);
 }

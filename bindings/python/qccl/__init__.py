@@ -7,17 +7,29 @@
 
 Buffers: numpy arrays (and anything with __array_interface__), torch CPU
 tensors and any object speaking DLPack (__dlpack__ + __dlpack_device__:
-CuPy, JAX, ...), contiguous, float32 / float16 / bfloat16. Device (CUDA)
+CuPy, JAX, ...), contiguous, writable, float32 / float16 / bfloat16. What
+cannot be reduced in place (numpy scalars, read-only or strided arrays,
+sparse tensors, ...) is refused with an exception saying why. Device (CUDA)
 buffers need the CUDA build and are refused here with a clear error.
+
+Errors from the C library raise QcclError or its subclass for the result
+code (QcclInvalidArgumentError, QcclInvalidUsageError, ...); a closed
+communicator raises QcclClosedError (docs/python.md "Errors").
 """
 import atexit
+import sys
 import weakref
 
 from . import _qccl
-from ._qccl import QcclError
+from ._qccl import (QcclClosedError, QcclCorruptPayloadError, QcclCudaError, QcclError,
+                    QcclInternalError, QcclInvalidArgumentError, QcclInvalidUsageError,
+                    QcclRemoteError, QcclSystemError, QcclTimeoutError, QcclTransportError)
 
-__all__ = ["QcclError", "init", "shutdown", "is_initialized", "rank", "size", "allreduce",
-           "allgather", "stats", "mark_step", "set_learning_rate", "communicator", "Communicator"]
+__all__ = ["QcclError", "QcclInvalidArgumentError", "QcclInvalidUsageError", "QcclClosedError",
+           "QcclTimeoutError", "QcclTransportError", "QcclCorruptPayloadError", "QcclRemoteError",
+           "QcclSystemError", "QcclCudaError", "QcclInternalError", "init", "shutdown",
+           "is_initialized", "rank", "size", "allreduce", "allgather", "stats", "mark_step",
+           "set_learning_rate", "communicator", "Communicator"]
 
 _OPS = {"sum": 0, "avg": 1}
 _default = None
@@ -42,8 +54,18 @@ _DLPACK_DEVICE_CUDA = 2
 _DLPACK_DEVICE_ROCM = 10
 
 
+def _has(buf, name):
+    """hasattr that reads a property raising anything but AttributeError
+    (torch's __cuda_array_interface__ on a sparse CSR tensor raises
+    RuntimeError) as absent."""
+    try:
+        return hasattr(buf, name)
+    except Exception:
+        return False
+
+
 def _speaks_dlpack(buf):
-    return hasattr(buf, "__dlpack__") and hasattr(buf, "__dlpack_device__")
+    return _has(buf, "__dlpack__") and _has(buf, "__dlpack_device__")
 
 
 def _dlpack_buffer(buf):
@@ -64,14 +86,48 @@ def _dlpack_buffer(buf):
     return _qccl.DLPackBuffer(capsule)
 
 
+def _refuse_numpy_scalar(buf):
+    # A numpy scalar's __array_interface__ points into a temporary array
+    # that is freed before qccl would write the result into it.
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(buf, numpy.generic):
+        raise TypeError(f"a numpy scalar ({type(buf).__name__}) is immutable: qccl reduces in "
+                        f"place and cannot write into it; pass an array, e.g. numpy.array([x])")
+
+
+def _check_torch_tensor(t):
+    """Refuses torch tensors that a write through data_ptr() would not
+    reduce in place correctly (the dtype is checked by the caller)."""
+    layout = str(t.layout).replace("torch.", "")
+    if layout != "strided":
+        raise ValueError(f"qccl reduces dense tensors in place, got a {layout} tensor "
+                         f"(reduce a dense copy: .to_dense())")
+    device = t.device.type
+    if device != "cpu":
+        raise ValueError(f"qccl cannot reduce a tensor on the '{device}' device; pass a CPU "
+                         f"tensor (or a CUDA one with the CUDA build)")
+    if not t.is_contiguous():
+        raise ValueError("the torch tensor must be contiguous (call .contiguous())")
+    if (hasattr(t, "is_neg") and t.is_neg()) or (hasattr(t, "is_conj") and t.is_conj()):
+        raise ValueError("the torch tensor is a lazily negated or conjugated view: its memory "
+                         "does not hold its values (call .resolve_neg() / .resolve_conj())")
+    torch = sys.modules.get("torch")
+    if t.requires_grad and (torch is None or torch.is_grad_enabled()):
+        # As torch refuses in-place operations on leaves that require grad.
+        raise ValueError("the torch tensor requires grad: qccl writes into it in place, "
+                         "behind autograd's back; reduce tensor.detach() (the same memory) "
+                         "or call under torch.no_grad()")
+
+
 def _describe(buf):
     """(pointer, element count, dtype code, owner) of a writable contiguous
     buffer. `owner` is None or a DLPack buffer to keep alive while the
     pointer is in use and release() after (_released)."""
-    is_torch = hasattr(buf, "data_ptr") and hasattr(buf, "is_contiguous")
-    on_device = hasattr(buf, "__cuda_array_interface__") or (
-        hasattr(buf, "is_cuda") and getattr(buf, "is_cuda"))
-    if _speaks_dlpack(buf) and (on_device or not (is_torch or hasattr(buf, "__array_interface__"))):
+    _refuse_numpy_scalar(buf)
+    is_torch = _has(buf, "data_ptr") and _has(buf, "is_contiguous")
+    on_device = _has(buf, "__cuda_array_interface__") or (
+        _has(buf, "is_cuda") and getattr(buf, "is_cuda"))
+    if _speaks_dlpack(buf) and (on_device or not (is_torch or _has(buf, "__array_interface__"))):
         # CuPy, JAX, torch CUDA tensors and other producers; the native side
         # refuses device memory in builds without CUDA.
         owner = _dlpack_buffer(buf)
@@ -80,15 +136,19 @@ def _describe(buf):
         raise ValueError("this qccl build supports host (CPU) buffers only; "
                          "device tensors need the CUDA build")
     if is_torch:
-        if not buf.is_contiguous():
-            raise ValueError("the torch tensor must be contiguous (call .contiguous())")
         name = str(buf.dtype).replace("torch.", "")
-        return buf.data_ptr(), buf.numel(), _dtype_code(name), None
-    if hasattr(buf, "__array_interface__"):
+        code = _dtype_code(name)
+        _check_torch_tensor(buf)
+        return buf.data_ptr(), buf.numel(), code, None
+    if _has(buf, "__array_interface__"):
         ai = buf.__array_interface__
         if ai.get("strides") is not None:
             raise ValueError("the array must be C-contiguous (numpy.ascontiguousarray)")
-        ptr, readonly = ai["data"]
+        data = ai.get("data")
+        if not (isinstance(data, tuple) and len(data) == 2):
+            raise TypeError(f"__array_interface__['data'] must be a (pointer, read_only) "
+                            f"tuple, got {type(data).__name__}")
+        ptr, readonly = data
         if readonly:
             raise ValueError("the array is read-only; qccl reduces in place")
         typestr = ai["typestr"]
@@ -120,11 +180,15 @@ class _released:
 
 
 class EngineHandle:
-    """Completion of an enqueued tensor: wait() (raises qccl.QcclError on
-    failure) and done(). Holds the buffer's DLPack export until wait()."""
+    """Completion of an enqueued tensor: wait() returns the reduced buffer
+    (raises qccl.QcclError on failure) and done(). Holds the buffer, and its
+    DLPack export until wait(). The communicator holds them too until the
+    engine completes the tensor, so dropping both the buffer and the handle
+    is safe (docs/python.md "Buffer lifetime")."""
 
-    def __init__(self, native, owner):
+    def __init__(self, native, buf, owner):
         self._native = native
+        self._buf = buf
         self._owner = owner
 
     def done(self):
@@ -137,6 +201,7 @@ class EngineHandle:
             if self._owner is not None:
                 self._owner.release()
                 self._owner = None
+        return self._buf
 
 
 def _op_code(op):
@@ -231,24 +296,40 @@ class Communicator:
         self._native.start_engine()
 
     def stop_engine(self):
+        """Collective: stops the engine; every enqueued tensor has completed
+        (or failed) afterwards. Raises QcclInvalidUsageError when the engine
+        is not running."""
         self._native.stop_engine()
+
+    def engine_running(self):
+        return self._native.engine_running()
 
     def enqueue_allreduce(self, name, buf, op="sum", compress=True):
         """Asynchronous named in-place allreduce through the engine; returns a
-        handle with wait() and done(). `buf` must stay alive until then."""
+        handle with wait() (returns `buf`, reduced) and done(). qccl keeps
+        `buf` alive until the engine has completed it; do not read or write
+        it before wait()."""
         if not isinstance(name, str) or not name:
             raise ValueError("name must be a non-empty string")
         code = _op_code(op)
         ptr, count, dtype, owner = _describe(buf)
         try:
-            native = self._native.enqueue(name, ptr, count, dtype, code, not compress)
+            native = self._native.enqueue(name, ptr, count, dtype, code, not compress,
+                                          (buf, owner))
         except BaseException:
             if owner is not None:
                 owner.release()
             raise
-        return EngineHandle(native, owner)
+        return EngineHandle(native, buf, owner)
+
+    def _buffers_held(self):
+        """Enqueued buffers the communicator still references (tests)."""
+        return self._native.buffers_held()
 
     def close(self):
+        """Stops the engine if it runs, then frees the communicator. A second
+        close() does nothing; any other call afterwards raises
+        QcclClosedError."""
         self._native.close()
 
 
@@ -257,7 +338,7 @@ def init(comm=None, **options):
     MPI_COMM_WORLD; MPI is initialised with MPI_THREAD_MULTIPLE if needed)."""
     global _default
     if _default is not None:
-        raise QcclError("qccl.init() was already called; call qccl.shutdown() first")
+        raise QcclInvalidUsageError("qccl.init() was already called; call qccl.shutdown() first")
     _default = Communicator(comm, **options)
     return _default
 
@@ -266,7 +347,7 @@ def _set_default(comm):
     """Makes `comm` the default communicator (qccl.torch.init)."""
     global _default
     if _default is not None:
-        raise QcclError("qccl.init() was already called; call qccl.shutdown() first")
+        raise QcclInvalidUsageError("qccl.init() was already called; call qccl.shutdown() first")
     _default = comm
     return comm
 
@@ -284,7 +365,7 @@ def is_initialized():
 
 def communicator():
     if _default is None:
-        raise QcclError("qccl is not initialised: call qccl.init() first")
+        raise QcclInvalidUsageError("qccl is not initialised: call qccl.init() first")
     return _default
 
 

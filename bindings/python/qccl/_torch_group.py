@@ -156,5 +156,6 @@ def init(group=None, **options):
     creates the default communicator (qccl.allreduce, the DDP hook with state
     None, DistributedOptimizer) with communicator_from_group."""
     if qccl.is_initialized():
-        raise qccl.QcclError("qccl.init() was already called; call qccl.shutdown() first")
+        raise qccl.QcclInvalidUsageError(
+            "qccl.init() was already called; call qccl.shutdown() first")
     return qccl._set_default(communicator_from_group(group, **options))

@@ -117,7 +117,11 @@ class DistributedOptimizer:
         self._handles = {}  # name -> qccl.EngineHandle, enqueued since the last step
         self._synchronized = False  # synchronize() ran and no gradient was enqueued since
         self._comm = communicator if communicator is not None else qccl.communicator()
-        self._comm.start_engine()
+        # An engine already running (another optimizer's) is shared and left
+        # running by close(); starting it twice would be QcclInvalidUsageError.
+        self._owns_engine = not self._comm.engine_running()
+        if self._owns_engine:
+            self._comm.start_engine()
         self._hook_handles = []
         self._grad_accumulators = []  # the pre-2.1 hooks live on these nodes: keep them
         for name, p in self._named:
@@ -210,7 +214,9 @@ class DistributedOptimizer:
         for h in self._hook_handles:
             h.remove()
         self._hook_handles, self._grad_accumulators = [], []
-        self._comm.stop_engine()
+        if self._owns_engine:  # once: a second close() does nothing
+            self._owns_engine = False
+            self._comm.stop_engine()
 
     def __getattr__(self, item):
         return getattr(self._optimizer, item)
