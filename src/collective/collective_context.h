@@ -56,6 +56,7 @@ struct CollectiveContext {
   double learning_rate = 1.0;
   CollectiveCounters counters;
   std::set<std::pair<std::string, int>> logged_choices;  // (algorithm, size class) logged
+  bool warned_cast_overflow = false;                     // warn_cast_overflow_once
 };
 
 }  // namespace qccl
