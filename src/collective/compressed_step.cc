@@ -46,6 +46,7 @@ Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, Dat
   s.step = static_cast<uint32_t>(ctx.step);
   s.index_base = 0;
   out->stats = EncodeStats{};
+  out->count_cast_overflows = s.method == Method::kFp16 && !ctx.codec->on_device();
   return qcclSuccess;
 }
 

@@ -17,10 +17,12 @@ struct PlannedEncode {
   EncodePlan plan;
   EncodeSpec spec;
   EncodeStats stats;  // filled by encode when plan.collect_stats, or for fp16
-  // fp16 asks for the statistics too, for their count of values the cast
-  // turned into ±Inf (warn_cast_overflow_once).
+  // fp16 on a host codec asks for the statistics too, for their count of
+  // values the cast turned into ±Inf (warn_cast_overflow_once); a device
+  // codec would have to wait for them, so device buffers are not checked.
+  bool count_cast_overflows = false;
   EncodeStats* stats_sink() {
-    return plan.collect_stats || spec.method == Method::kFp16 ? &stats : nullptr;
+    return plan.collect_stats || count_cast_overflows ? &stats : nullptr;
   }
 };
 

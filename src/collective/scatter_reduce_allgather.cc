@@ -117,9 +117,8 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
     // fp16: the reduced sum can leave the float16 range although every
     // input was inside it.
     EncodeStats resum;
-    const bool fp16 = respec.method == Method::kFp16;
     QCCL_CHECK(codec.encode(chunk_sum, DataType::kFloat32, mine, respec, ws.reduced.as(),
-                            sizes_in[me], fp16 ? &resum : nullptr));
+                            sizes_in[me], planned.count_cast_overflows ? &resum : nullptr));
     warn_cast_overflow_once(ctx, resum.cast_overflows, "the reduced sum");
 
     // Round 2: allgather the reduced chunks; everyone decodes all of them.

@@ -462,6 +462,42 @@ TEST(Fp16Range, ValuesInsideTheRangeDoNotWarn) {
   EXPECT_EQ(log.count(kRangeWarning), 0);
 }
 
+// Inputs inside the range whose sum is not: `allgather` sums the decoded
+// values in float32 (finite), `sra` casts the reduced chunk to float16
+// again (±Inf, and its own warning on every rank that owns a chunk).
+TEST(Fp16Range, SraReencodesASumBeyondTheRangeAsInf) {
+  for (const char* algo : {"allgather", "sra"}) {
+    LogCapture log;
+    constexpr int kN = 3;
+    constexpr uint64_t kCount = 96;  // one 32-element chunk per rank under sra
+    fake::FakeWorld world(kN);
+    std::vector<std::vector<float>> out(kN, std::vector<float>(kCount, 40000.0f));
+    fake::run_ranks(kN, [&](int me) {
+      auto* ctx = new fake::FakeRank(&world, me);
+      const qcclTransportOps_t ops = fake::fake_ops(ctx);
+      qcclConfig_t config = QCCL_CONFIG_INITIALIZER;
+      config.method = "fp16";
+      config.algo = algo;
+      config.bucketSize = "32";
+      config.minCompressBytes = "0";
+      config.debug = "WARN";
+      qcclComm_t comm = nullptr;
+      ASSERT_EQ(qcclCommInitTransport(&comm, &ops, &config), qcclSuccess);
+      EXPECT_EQ(qcclAllReduce(out[me].data(), out[me].data(), kCount, qcclFloat32, qcclSum, comm,
+                              nullptr),
+                qcclSuccess)
+          << qcclGetLastError(comm);
+      EXPECT_EQ(qcclCommDestroy(comm), qcclSuccess);
+    });
+    const bool sra = std::string(algo) == "sra";
+    for (int r = 0; r < kN; ++r)
+      for (uint64_t i = 0; i < kCount; ++i)
+        ASSERT_EQ(out[r][i], sra ? INFINITY : 120000.0f) << algo << " rank " << r << " " << i;
+    EXPECT_EQ(log.count(kRangeWarning), sra ? kN : 0) << algo;
+    EXPECT_EQ(log.count("of the reduced sum"), sra ? kN : 0) << algo;
+  }
+}
+
 TEST(Fp16Range, Bf16HasTheRange) {
   LogCapture log;
   const std::vector<float> out = one_rank_sums("bf16", {1e5f, -3e38f}, 1);
