@@ -273,6 +273,11 @@ Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& 
         for (uint32_t i = 0; i < n; ++i)
           dst[i] = spec.method == Method::kFp16 ? float_to_fp16(s.values[i])
                                                 : float_to_bf16(s.values[i]);
+        if (stats != nullptr && spec.method == Method::kFp16) {
+          for (uint32_t i = 0; i < n; ++i)
+            stats->cast_overflows +=
+                (dst[i] & 0x7FFFu) == 0x7C00u && std::isfinite(s.values[i]) ? 1 : 0;
+        }
       }
     }
     return qcclSuccess;

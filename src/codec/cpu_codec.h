@@ -45,6 +45,9 @@ struct BucketStats {
 struct EncodeStats {
   std::vector<BucketStats> buckets;
   double hist[kHistBins] = {};  // weighted by norm^2, summed over buckets
+  // fp16 cast: finite inputs that rounded to ±Inf (|x| >= 65520,
+  // docs/algorithms.md §6). Counted by the host codec only.
+  uint64_t cast_overflows = 0;
 };
 
 // Bytes of the payload for `count` elements.

@@ -17,6 +17,17 @@ namespace qccl {
 
 enum class CollectiveKind : uint8_t { kAllReduce = 1, kAllGather = 2 };
 
+// Elements [offset, offset + count) of an allreduce's input that hold zeros
+// and no caller data: the engine's padding between fused tensors
+// (docs/engine.md "Fusion"). They travel like any element, but they are
+// not input bytes in the counters, not coordinates of the adaptive
+// statistics, and `sra` sums them to exact zeros before its second
+// quantisation.
+struct ZeroRun {
+  uint64_t offset = 0;
+  uint64_t count = 0;
+};
+
 struct CollectiveRequest {
   CollectiveKind kind = CollectiveKind::kAllReduce;
   const void* send = nullptr;
@@ -32,8 +43,16 @@ struct CollectiveRequest {
   // float32 in the call's memory (error feedback keeps x - Q(x)). Left
   // untouched when the call goes uncompressed.
   float* own_decoded = nullptr;
+  // Allreduce: padding inside the buffer (sorted, disjoint).
+  std::vector<ZeroRun> padding;
 
-  uint64_t bytes() const { return count * dtype_size(dtype); }  // one rank's input
+  uint64_t bytes() const { return count * dtype_size(dtype); }  // one rank's buffer
+  // The caller's data in it: bytes() less the padding.
+  uint64_t input_bytes() const {
+    uint64_t pad = 0;
+    for (const ZeroRun& z : padding) pad += z.count;
+    return (count - pad) * dtype_size(dtype);
+  }
 };
 
 class CollectiveAlgorithm {

@@ -56,14 +56,14 @@ class AllgatherAlgorithm final : public CollectiveAlgorithm {
         if (!direct)
           QCCL_CHECK(codec.cast_from_float(decoded, req.count, req.dtype, out + r * slot));
       }
-      QCCL_CHECK(submit_statistics(ctx, planned));
+      QCCL_CHECK(submit_statistics(ctx, planned, req));
     } else {
       float* sum = direct ? static_cast<float*>(req.recv) : ws.sum.as<float>();
       QCCL_CHECK(decode_payloads(ctx, all, bytes, n, expected, sum, false, 0));
-      QCCL_CHECK(submit_statistics(ctx, planned));
+      QCCL_CHECK(submit_statistics(ctx, planned, req));
       QCCL_CHECK(finish_reduction(ctx, sum, req));
     }
-    count_compressed_call(ctx, planned, req.bytes(), bytes, (n - 1) * bytes);
+    count_compressed_call(ctx, planned, req.input_bytes(), bytes, (n - 1) * bytes);
     return qcclSuccess;
   }
 };

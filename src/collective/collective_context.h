@@ -59,6 +59,7 @@ struct CollectiveContext {
   // the descriptors' call number (call_agreement.h).
   uint64_t agreed_calls = 0;
   std::set<std::pair<std::string, int>> logged_choices;  // (algorithm, size class) logged
+  bool warned_cast_overflow = false;                     // warn_cast_overflow_once
 };
 
 }  // namespace qccl

@@ -181,7 +181,7 @@ Result Collectives::agree_and_run(const CollectiveRequest& req) {
           ? chosen->execute(ctx_, req)
           : fail(qcclInternalError, "no algorithm accepts this {} of {} elements",
                  req.kind == CollectiveKind::kAllReduce ? "allreduce" : "allgather", req.count);
-  ctx_.counters.input_bytes += req.bytes();
+  ctx_.counters.input_bytes += req.input_bytes();
   ctx_.counters.calls++;
   if (!ctx_.step_marked) ++ctx_.step;
   return r;

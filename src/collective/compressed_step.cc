@@ -1,5 +1,6 @@
 #include "collective/compressed_step.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -45,11 +46,44 @@ Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, Dat
   s.step = static_cast<uint32_t>(ctx.step);
   s.index_base = 0;
   out->stats = EncodeStats{};
+  out->count_cast_overflows = s.method == Method::kFp16 && !ctx.codec->on_device();
   return qcclSuccess;
 }
 
-Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned) {
+void discount_padding(const std::vector<ZeroRun>& padding, uint32_t bucket_size,
+                      EncodeStats* stats) {
+  for (const ZeroRun& z : padding) {
+    for (uint64_t i = z.offset; i < z.offset + z.count;) {
+      const uint64_t b = i / bucket_size;
+      const uint64_t end = std::min<uint64_t>(z.offset + z.count, (b + 1) * bucket_size);
+      if (b >= stats->buckets.size()) return;
+      BucketStats& s = stats->buckets[b];
+      const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(end - i, s.count));
+      s.count -= n;
+      if (std::isfinite(s.norm)) {
+        const double weight = static_cast<double>(s.norm) * s.norm * n;
+        stats->hist[0] = std::max(0.0, stats->hist[0] - weight);
+      }
+      i = end;
+    }
+  }
+}
+
+void warn_cast_overflow_once(CollectiveContext& ctx, uint64_t overflows, const char* what) {
+  if (overflows == 0 || ctx.warned_cast_overflow) return;
+  ctx.warned_cast_overflow = true;
+  QCCL_LOG_WARN(
+      "method fp16: {} finite value(s) of {} are beyond the float16 range (|x| >= 65520) and "
+      "became +/-Inf on the wire; use bf16 or a quantising method for such data (warned once "
+      "per communicator)",
+      overflows, what);
+}
+
+Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned,
+                         const CollectiveRequest& req) {
+  warn_cast_overflow_once(ctx, planned.stats.cast_overflows, "this rank's input");
   if (!planned.plan.collect_stats) return qcclSuccess;
+  discount_padding(req.padding, planned.spec.bucket_size, &planned.stats);
   const std::vector<double> mine = ctx.adapter.summary(planned.stats);
   const int n = ctx.transport->size();
   const uint64_t bytes = mine.size() * sizeof(double);

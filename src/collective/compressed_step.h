@@ -16,8 +16,14 @@ namespace qccl {
 struct PlannedEncode {
   EncodePlan plan;
   EncodeSpec spec;
-  EncodeStats stats;  // filled by encode when plan.collect_stats
-  EncodeStats* stats_sink() { return plan.collect_stats ? &stats : nullptr; }
+  EncodeStats stats;  // filled by encode when plan.collect_stats, or for fp16
+  // fp16 on a host codec asks for the statistics too, for their count of
+  // values the cast turned into ±Inf (warn_cast_overflow_once); a device
+  // codec would have to wait for them, so device buffers are not checked.
+  bool count_cast_overflows = false;
+  EncodeStats* stats_sink() {
+    return plan.collect_stats || count_cast_overflows ? &stats : nullptr;
+  }
 };
 
 // Step 1 of the adapter protocol: global norm if the adapter needs it
@@ -26,8 +32,22 @@ struct PlannedEncode {
 Result plan_encode(CollectiveContext& ctx, const void* data, uint64_t count, DataType dtype,
                    PlannedEncode* out);
 
-// Step 2: allgather summary(stats) and submit(), if the plan asked for it.
-Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned);
+// Step 2: allgather summary(stats) and submit(), if the plan asked for it;
+// the request's padding is taken out of the statistics first. Also warns
+// (warn_cast_overflow_once) if the fp16 cast overflowed.
+Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned,
+                         const CollectiveRequest& req);
+
+// Takes zero padding back out of statistics that encode() gathered over it:
+// a padded coordinate is r = 0 in its bucket (count, and norm^2 in
+// histogram bin 0; nothing in sum_r or sum_r2), so the tables are fitted
+// from the caller's data only, as if each tensor were reduced alone.
+void discount_padding(const std::vector<ZeroRun>& padding, uint32_t bucket_size,
+                      EncodeStats* stats);
+
+// fp16 only: a WARN, once per collective context, the first time the cast
+// turned `overflows` finite values into ±Inf (docs/algorithms.md §6).
+void warn_cast_overflow_once(CollectiveContext& ctx, uint64_t overflows, const char* what);
 
 // The header of the payload `spec` gives for `count` elements starting at
 // element `index_base` (what every rank's payload for that range must

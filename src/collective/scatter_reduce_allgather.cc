@@ -26,6 +26,21 @@ struct ChunkLayout {
   uint64_t count(int i) const { return begin[i + 1] - begin[i]; }
 };
 
+// The decoded padding of the first round is quantisation noise around 0
+// (a table need not hold 0): sum[i] *= 0 for the request's padding inside
+// [begin, begin + count), so the second quantisation of a tensor's last
+// bucket sees its own values only. Non-finite padding sums stay non-finite,
+// but only in a bucket that is already non-finite.
+Result zero_padding(Codec& codec, const std::vector<ZeroRun>& padding, uint64_t begin,
+                    uint64_t count, float* sum) {
+  for (const ZeroRun& z : padding) {
+    const uint64_t lo = std::max(z.offset, begin);
+    const uint64_t hi = std::min(z.offset + z.count, begin + count);
+    if (lo < hi) QCCL_CHECK(codec.scale(sum + (lo - begin), hi - lo, 0.0f));
+  }
+  return qcclSuccess;
+}
+
 class ScatterReduceAllgather final : public CollectiveAlgorithm {
  public:
   const char* name() const override { return "sra"; }
@@ -89,6 +104,7 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
     PayloadHeader first;
     QCCL_CHECK(expected_header(planned.spec, chunks.begin[me], mine, &first));
     QCCL_CHECK(decode_payloads(ctx, ws.received.as(), sizes[me], n, first, chunk_sum, false, 0));
+    QCCL_CHECK(zero_padding(codec, req.padding, chunks.begin[me], mine, chunk_sum));
     EncodeSpec respec = planned.spec;
     respec.stream = 1;
     respec.index_base = chunks.begin[me];
@@ -98,8 +114,12 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
     }
     QCCL_CHECK(ws.reserve(&ws.reduced, sizes_in[me], "re-encoded chunk"));
     QCCL_CHECK(ws.reserve(&ws.gathered, offsets_in[n - 1] + sizes_in[n - 1], "re-encoded chunks"));
+    // fp16: the reduced sum can leave the float16 range although every
+    // input was inside it.
+    EncodeStats resum;
     QCCL_CHECK(codec.encode(chunk_sum, DataType::kFloat32, mine, respec, ws.reduced.as(),
-                            sizes_in[me], nullptr));
+                            sizes_in[me], planned.count_cast_overflows ? &resum : nullptr));
+    warn_cast_overflow_once(ctx, resum.cast_overflows, "the reduced sum");
 
     // Round 2: allgather the reduced chunks; everyone decodes all of them.
     const unsigned char* gathered = ws.gathered.as();
@@ -116,9 +136,9 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
       QCCL_CHECK(decode_payloads(ctx, gathered + offsets_in[r], sizes_in[r], 1, second,
                                  sum + chunks.begin[r], false, r));
     }
-    QCCL_CHECK(submit_statistics(ctx, planned));
+    QCCL_CHECK(submit_statistics(ctx, planned, req));
     QCCL_CHECK(finish_reduction(ctx, sum, req));
-    count_compressed_call(ctx, planned, req.bytes(), first_round_payload,
+    count_compressed_call(ctx, planned, req.input_bytes(), first_round_payload,
                           first_round_wire + (n - 1) * sizes_in[me]);
     return qcclSuccess;
   }

@@ -213,7 +213,10 @@ bool Engine::cycle() {
     std::lock_guard<std::mutex> lock(state_mutex_);
     return broken_ != qcclSuccess;
   };
-  for (const FusionGroup& group : plan_fusion(decision.ready, config_.fusion_threshold)) {
+  // Members of compressed groups start on bucket boundaries when the method
+  // has buckets (fusion_plan.h).
+  const uint64_t align = is_quantizing(config_.method) ? config_.bucket_size : 1;
+  for (const FusionGroup& group : plan_fusion(decision.ready, config_.fusion_threshold, align)) {
     execute(group, negotiated_us);
     if (broken()) return false;
   }
@@ -297,15 +300,24 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
   auto reduce = [&]() -> Result {
     const uint64_t elem = dtype_size(group.dtype);
     const int64_t start_us = Timeline::now_us();
-    // A lone tensor is reduced in place; several go through the fusion buffer.
+    // A lone tensor is reduced in place; several go through the fusion
+    // buffer, each at its planned offset with zeros in the gaps
+    // (fusion_plan.h: no bucket spans two tensors).
     const bool fused = raw.size() > 1 || config_.error_feedback;
     void* data = raw[0]->buf;
+    std::vector<ZeroRun> padding;
     if (fused) {
-      data = ensure_size(&fusion_buffer_, group.count * elem);
-      uint64_t offset = 0;
-      for (const TensorEntry* e : raw) {
-        if (e->count > 0) std::memcpy(fusion_buffer_.data() + offset, e->buf, e->bytes());
-        offset += e->bytes();
+      unsigned char* buffer = ensure_size(&fusion_buffer_, group.count * elem);
+      data = buffer;
+      uint64_t end = 0;  // of the previous member
+      for (size_t k = 0; k < raw.size(); ++k) {
+        const uint64_t offset = group.offsets[k];
+        if (offset > end) {
+          std::memset(buffer + end * elem, 0, (offset - end) * elem);
+          padding.push_back(ZeroRun{end, offset - end});
+        }
+        if (raw[k]->count > 0) std::memcpy(buffer + offset * elem, raw[k]->buf, raw[k]->bytes());
+        end = offset + raw[k]->count;
       }
     }
     transport_.clear();
@@ -313,7 +325,7 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
     // call agreement, and the same passthrough rule as direct calls.
     Result result = qcclSuccess;
     if (group.count > 0 && group.compress && config_.error_feedback) {
-      result = reduce_with_error_feedback(data, group, raw);
+      result = reduce_with_error_feedback(data, group, raw, padding);
     } else if (group.count > 0) {
       CollectiveRequest req;
       req.send = data;
@@ -322,13 +334,14 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
       req.dtype = group.dtype;
       req.average = group.average;
       req.compress = group.compress;
+      req.padding = padding;
       result = collectives_.run(req);
     }
     if (fused && result == qcclSuccess) {
-      uint64_t offset = 0;
-      for (const TensorEntry* e : raw) {
-        if (e->count > 0) std::memcpy(e->buf, fusion_buffer_.data() + offset, e->bytes());
-        offset += e->bytes();
+      for (size_t k = 0; k < raw.size(); ++k) {
+        if (raw[k]->count > 0)
+          std::memcpy(raw[k]->buf, fusion_buffer_.data() + group.offsets[k] * elem,
+                      raw[k]->bytes());
       }
     }
     const int64_t end_us = Timeline::now_us();
@@ -368,15 +381,13 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
 // it; Q(x), this rank's own quantised input, comes out of the same
 // allreduce (CollectiveRequest::own_decoded).
 Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
-                                          const std::vector<TensorEntry*>& members) {
+                                          const std::vector<TensorEntry*>& members,
+                                          const std::vector<ZeroRun>& padding) {
   const uint64_t count = group.count;
   float* sent = ensure_size(&widened_, count);
   cast_to_float(data, count, group.dtype, sent);
-  uint64_t offset = 0;
-  for (const TensorEntry* e : members) {
-    error_feedback_.add_residual(e->name_hash, sent + offset, e->count);
-    offset += e->count;
-  }
+  for (size_t k = 0; k < members.size(); ++k)
+    error_feedback_.add_residual(members[k]->name_hash, sent + group.offsets[k], members[k]->count);
   cast_from_float(sent, count, group.dtype, data);
   cast_to_float(data, count, group.dtype, sent);  // what is actually sent, after rounding
   // A call that goes uncompressed leaves own_decoded alone: no residual.
@@ -389,11 +400,11 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
   req.dtype = group.dtype;
   req.average = group.average;
   req.own_decoded = own;
+  req.padding = padding;
   QCCL_CHECK(collectives_.run(req));
-  offset = 0;
-  for (const TensorEntry* e : members) {
-    error_feedback_.update(e->name_hash, sent + offset, own + offset, e->count);
-    offset += e->count;
+  for (size_t k = 0; k < members.size(); ++k) {
+    const uint64_t offset = group.offsets[k];
+    error_feedback_.update(members[k]->name_hash, sent + offset, own + offset, members[k]->count);
   }
   return qcclSuccess;
 }

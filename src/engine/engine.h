@@ -59,7 +59,8 @@ class Engine {
   bool stop_timed_out(const std::vector<RankAnnouncements>& all);
   void execute(const FusionGroup& group, int64_t negotiated_us);
   Result reduce_with_error_feedback(void* data, const FusionGroup& group,
-                                    const std::vector<TensorEntry*>& members);
+                                    const std::vector<TensorEntry*>& members,
+                                    const std::vector<ZeroRun>& padding);
   void complete(std::unique_ptr<TensorEntry> entry, Result result, const std::string& error);
   void fail_all_pending(Result result, const std::string& error);
   void publish_counters();
