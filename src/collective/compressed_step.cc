@@ -98,22 +98,22 @@ Result submit_statistics(CollectiveContext& ctx, PlannedEncode& planned,
 
 namespace {
 
-// A payload from rank `from` failed to decode: a count or method that differs
-// from ours is the caller's mistake (qcclInvalidUsage), anything else is
-// reported with the rank named.
+// A payload from rank `from` failed to decode. Every rank agreed on the
+// count and the method in the call agreement before any payload moved, so
+// a header that says otherwise is corruption (in flight or in memory), not
+// a caller's mismatch: reported as such, with what the header claimed.
 Result payload_error(Result r, int from, const unsigned char* payload, uint64_t bytes,
                      uint64_t expected_count, Method mine) {
   if (r == qcclCorruptPayload && bytes >= sizeof(PayloadHeader)) {
     PayloadHeader h;
     std::memcpy(&h, payload, sizeof h);
-    if (h.magic == kPayloadMagic && h.count != expected_count)
-      return fail(qcclInvalidUsage,
-                  "count differs between ranks: rank {} sent {}, this rank has {}", from, h.count,
-                  expected_count);
-    if (h.magic == kPayloadMagic && h.method != static_cast<uint8_t>(mine))
-      return fail(qcclInvalidUsage,
-                  "method differs between ranks: rank {} sent {}, this rank uses {}", from,
-                  method_name(static_cast<Method>(h.method)), method_name(mine));
+    if (h.magic == kPayloadMagic &&
+        (h.count != expected_count || h.method != static_cast<uint8_t>(mine)))
+      return fail(qcclCorruptPayload,
+                  "payload from rank {} is corrupt: its header says {} elements of method {}, but "
+                  "every rank agreed on {} of {} for this call ({})",
+                  from, h.count, h.method, expected_count, method_name(mine),
+                  std::string(thread_last_error()));
   }
   return fail(r, "payload from rank {}: {}", from, std::string(thread_last_error()));
 }
