@@ -47,7 +47,10 @@ struct EncodeStats {
   double hist[kHistBins] = {};  // weighted by norm^2, summed over buckets
 };
 
-// Bytes of the payload for `count` elements.
+// Bytes of the payload for `count` elements; false when that does not fit
+// in 64 bits.
+bool checked_payload_bytes(const EncodeSpec& spec, uint64_t count, uint64_t* out);
+// The same, UINT64_MAX when it overflows (no buffer has that capacity).
 uint64_t payload_bytes(const EncodeSpec& spec, uint64_t count);
 
 // Encodes `count` elements of `dtype` at `in` into `out` (capacity bytes).

@@ -8,6 +8,8 @@
 #include <unordered_set>
 
 #include "codec/cpu_codec.h"
+#include "collective/call_size.h"
+#include "core/checked_alloc.h"
 #include "core/fault_injection.h"
 #include "core/logging.h"
 
@@ -256,11 +258,16 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
   auto reduce = [&]() -> Result {
     const uint64_t elem = dtype_size(group.dtype);
     const int64_t start_us = Timeline::now_us();
+    // Each tensor passed the size check at enqueue; their sum must too
+    // (docs/api.md "Size limits"). Every rank fuses alike, so fails alike.
+    QCCL_CHECK(check_call_size(CollectiveKind::kAllReduce, group.count, group.dtype,
+                               collectives_.size(), "fused count"));
     // A lone tensor is reduced in place; several go through the fusion buffer.
     const bool fused = raw.size() > 1 || config_.error_feedback;
     void* data = raw[0]->buf;
     if (fused) {
-      data = ensure_size(&fusion_buffer_, group.count * elem);
+      QCCL_CHECK(grow_vector(&fusion_buffer_, group.count * elem, "fusion buffer"));
+      data = fusion_buffer_.data();
       uint64_t offset = 0;
       for (const TensorEntry* e : raw) {
         if (e->count > 0) std::memcpy(fusion_buffer_.data() + offset, e->buf, e->bytes());
@@ -329,7 +336,8 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
 Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
                                           const std::vector<TensorEntry*>& members) {
   const uint64_t count = group.count;
-  float* sent = ensure_size(&widened_, count);
+  QCCL_CHECK(grow_vector(&widened_, count, "error-feedback float32 input"));
+  float* sent = widened_.data();
   cast_to_float(data, count, group.dtype, sent);
   uint64_t offset = 0;
   for (const TensorEntry* e : members) {
@@ -339,7 +347,8 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
   cast_from_float(sent, count, group.dtype, data);
   cast_to_float(data, count, group.dtype, sent);  // what is actually sent, after rounding
   // A call that goes uncompressed leaves own_decoded alone: no residual.
-  float* own = ensure_size(&own_decoded_, count);
+  QCCL_CHECK(grow_vector(&own_decoded_, count, "error-feedback decoded copy"));
+  float* own = own_decoded_.data();
   std::copy(sent, sent + count, own);
   CollectiveRequest req;
   req.send = data;
@@ -351,7 +360,7 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
   QCCL_CHECK(collectives_.run(req));
   offset = 0;
   for (const TensorEntry* e : members) {
-    error_feedback_.update(e->name_hash, sent + offset, own + offset, e->count);
+    QCCL_CHECK(error_feedback_.update(e->name_hash, sent + offset, own + offset, e->count));
     offset += e->count;
   }
   return qcclSuccess;

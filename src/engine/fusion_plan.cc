@@ -3,6 +3,8 @@
 #include <map>
 #include <tuple>
 
+#include "core/checked_math.h"
+
 namespace qccl {
 
 std::vector<FusionGroup> plan_fusion(const std::vector<TensorAnnouncement>& ready,
@@ -12,12 +14,16 @@ std::vector<FusionGroup> plan_fusion(const std::vector<TensorAnnouncement>& read
   std::map<std::tuple<uint8_t, uint8_t, uint8_t>, size_t> open;
   for (const TensorAnnouncement& t : ready) {
     const DataType dtype = static_cast<DataType>(t.dtype);
-    const uint64_t bytes = t.count * dtype_size(dtype);
     const auto key = std::make_tuple(t.dtype, t.op, t.compress);
     auto it = open.find(key);
     if (it != open.end()) {
-      FusionGroup& g = groups[it->second];
-      if ((g.count * dtype_size(dtype)) + bytes > threshold_bytes) {
+      // Checked: a sum past 2^64 closes the group like one past the
+      // threshold (the group's size is checked again before it runs).
+      const FusionGroup& g = groups[it->second];
+      uint64_t fused_count = 0, fused_bytes = 0;
+      if (!checked_add(g.count, t.count, &fused_count) ||
+          !checked_mul(fused_count, dtype_size(dtype), &fused_bytes) ||
+          fused_bytes > threshold_bytes) {
         open.erase(it);
         it = open.end();
       }
