@@ -1,8 +1,11 @@
 // qcclAllReduce / qcclAllGather: argument checks, then the collective layer,
 // which serves host and device buffers through one path
 // (collective/collectives.h, docs/gpu.md "Buffer placement").
+#include <cstdint>
+
 #include "api/comm.h"
 #include "codec/device_backend.h"
+#include "collective/call_size.h"
 
 namespace qccl {
 namespace {
@@ -37,19 +40,48 @@ Result check_dtype(int dtype) {
   return qcclSuccess;
 }
 
-constexpr int kNoOp = -1;  // allgather
+// docs/api.md "Aliasing": the buffers may be the same memory only in place
+// (allreduce: send == recv; allgather: send == recv + rank·sendcount);
+// any other overlap is an error (MPI forbids it, and the uncompressed path
+// would read what it has already written). Sizes are checked already.
+Result check_aliasing(const CollectiveRequest& req, int nranks, int rank) {
+  const uint64_t send_bytes = req.bytes();
+  const bool gather = req.kind == CollectiveKind::kAllGather;
+  const uint64_t recv_bytes = gather ? send_bytes * static_cast<uint64_t>(nranks) : send_bytes;
+  const auto send = reinterpret_cast<uintptr_t>(req.send);
+  const auto recv = reinterpret_cast<uintptr_t>(req.recv);
+  const uintptr_t in_place = recv + (gather ? send_bytes * static_cast<uint64_t>(rank) : 0);
+  if (send == in_place) return qcclSuccess;
+  uint64_t send_end = 0, recv_end = 0;
+  if (!checked_add(send, send_bytes, &send_end) || !checked_add(recv, recv_bytes, &recv_end))
+    return fail(qcclInvalidArgument,
+                "sendbuff {} / recvbuff {} plus the call's bytes wrap around the address space",
+                req.send, static_cast<const void*>(req.recv));
+  if (send < recv_end && recv < send_end)
+    return fail(qcclInvalidArgument,
+                "sendbuff {} ({} bytes) and recvbuff {} ({} bytes) overlap but the call is not in "
+                "place: only {} may share memory (docs/api.md \"Aliasing\")",
+                req.send, send_bytes, static_cast<const void*>(req.recv), recv_bytes,
+                gather ? "sendbuff == recvbuff + rank × sendcount" : "sendbuff == recvbuff");
+  return qcclSuccess;
+}
 
 // The checks both collectives make on a valid communicator.
-Result check_call(CollectiveRequest* req, int raw_dtype, int raw_op, void* stream,
-                  Placement* where) {
+Result check_call(CollectiveRequest* req, int raw_dtype, int raw_op, void* stream, int nranks,
+                  int rank, Placement* where) {
   QCCL_CHECK(check_dtype(raw_dtype));
-  if (raw_op != kNoOp && raw_op != qcclSum && raw_op != qcclAvg)
+  // Allgather has no op (raw_op is ignored): no value of an int may stand
+  // for "none", or an allreduce passing it would be accepted.
+  if (req->kind == CollectiveKind::kAllReduce && raw_op != qcclSum && raw_op != qcclAvg)
     return fail(qcclInvalidArgument, "reduction op {} is not qcclSum or qcclAvg", raw_op);
-  req->average = raw_op == qcclAvg;
+  req->average = req->kind == CollectiveKind::kAllReduce && raw_op == qcclAvg;
   QCCL_CHECK(check_buffer(req->send, "sendbuff"));
   QCCL_CHECK(check_buffer(req->recv, "recvbuff"));
-  QCCL_CHECK(locate_buffers(req->send, req->recv, stream, where));
   req->dtype = static_cast<DataType>(raw_dtype);
+  QCCL_CHECK(check_call_size(req->kind, req->count, req->dtype, nranks,
+                             req->kind == CollectiveKind::kAllGather ? "sendcount" : "count"));
+  QCCL_CHECK(check_aliasing(*req, nranks, rank));
+  QCCL_CHECK(locate_buffers(req->send, req->recv, stream, where));
   return qcclSuccess;
 }
 
@@ -62,12 +94,13 @@ Result run_collective(qcclComm_t comm, CollectiveRequest req, int raw_dtype, int
   QCCL_CHECK(check_comm(comm));
   if (req.count == 0) {
     QCCL_CHECK(check_dtype(raw_dtype));
-    if (raw_op != kNoOp && raw_op != qcclSum && raw_op != qcclAvg)
+    if (req.kind == CollectiveKind::kAllReduce && raw_op != qcclSum && raw_op != qcclAvg)
       return fail(qcclInvalidArgument, "reduction op {} is not qcclSum or qcclAvg", raw_op);
     return qcclSuccess;
   }
   Placement where;
-  const Result checked = check_call(&req, raw_dtype, raw_op, stream, &where);
+  const Result checked = check_call(&req, raw_dtype, raw_op, stream, comm->collectives->size(),
+                                    comm->collectives->rank(), &where);
   if (checked != qcclSuccess) return comm->collectives->take_part_rejected(checked);
   return comm->collectives->run(req, where);
 }
@@ -98,7 +131,7 @@ qcclResult_t qcclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
     req.send = sendbuff;
     req.recv = recvbuff;
     req.count = sendcount;
-    return qccl::run_collective(comm, req, qccl::raw_enum(&datatype), qccl::kNoOp, stream);
+    return qccl::run_collective(comm, req, qccl::raw_enum(&datatype), qcclSum, stream);
   });
 }
 

@@ -15,8 +15,6 @@
 #include "transport/transport.h"
 
 struct qcclComm {
-  static constexpr uint64_t kAlive = 0x71636c6c636f6d6dull;  // "qcllcomm"
-  uint64_t magic = kAlive;  // cleared by qcclCommDestroy: catches double destroy
   qccl::Config config;
   std::unique_ptr<qccl::Transport> transport;
   std::unique_ptr<qccl::Adapter> adapter;
@@ -34,7 +32,15 @@ void fill_stats(const CollectiveCounters& counters, const Config& config, uint64
 // Whether qcclEngineStart ran on comm without qcclEngineStop (engine_api.cc).
 bool engine_running(qcclComm_t comm);
 
-// Validates a communicator handle (null or destroyed).
+// The communicators qcclCommInit* handed out and qcclCommDestroy has not
+// freed. A handle is looked up here, never dereferenced first, so a
+// destroyed communicator or a pointer that never was one is an error, not
+// a read of freed or foreign memory (docs/api.md "Errors").
+void register_comm(qcclComm_t comm);
+void unregister_comm(qcclComm_t comm);
+bool is_live_comm(qcclComm_t comm);
+
+// Validates a communicator handle (null, destroyed, or not a communicator).
 Result check_comm(qcclComm_t comm);
 
 // Shared by every qcclCommInit*: `out` not NULL (set to NULL), and
@@ -72,8 +78,7 @@ qcclResult_t api_call(qcclComm_t comm, const char* function, Body&& body) {
   }
   if (r != qcclSuccess) {
     try {
-      if (comm != nullptr && comm->magic == qcclComm::kAlive)
-        comm->last_error = thread_last_error();
+      if (is_live_comm(comm)) comm->last_error = thread_last_error();
       QCCL_LOG_WARN("{} failed: {} ({})", function, thread_last_error(), result_name(r));
     } catch (...) {
       // Out of memory while copying or logging the text: the code still goes back.

@@ -119,6 +119,7 @@ Result finish_comm_init(std::unique_ptr<qcclComm> comm, Result resolved,
   QCCL_CHECK(create_adapter(comm->config, &comm->adapter));
   comm->transport = std::move(transport);
   comm->collectives = std::make_unique<Collectives>(comm->config, *comm->transport, *comm->adapter);
+  register_comm(comm.get());
   *out = comm.release();
   return qcclSuccess;
 }
@@ -163,7 +164,9 @@ qcclResult_t qcclCommInitMpi(qcclComm_t* comm, const void* mpiComm, const qcclCo
 }
 
 qcclResult_t qcclCommDestroy(qcclComm_t comm) {
-  return qccl::api_call(nullptr, "qcclCommDestroy", [&] {
+  // On failure the communicator is still alive, and its text is set
+  // (api_call touches it only when it is live).
+  return qccl::api_call(comm, "qcclCommDestroy", [&] {
     QCCL_CHECK(qccl::check_comm(comm));
     // The engine's cycle thread still uses the communicator: destroying it
     // now would be a use-after-free on that thread.
@@ -175,7 +178,7 @@ qcclResult_t qcclCommDestroy(qcclComm_t comm) {
       comm->last_error = qccl::thread_last_error();  // the communicator lives on
       return r;
     }
-    comm->magic = 0;
+    qccl::unregister_comm(comm);
     // The transport goes first: it waits for its own work under the deadline
     // (NCCL: aborting a communicator stuck on a dead peer), so freeing the
     // device workspace afterwards cannot hang. Nothing else calls it here.

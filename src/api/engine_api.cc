@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "api/comm.h"
+#include "collective/call_size.h"
 #include "engine/engine.h"
 #include "qccl/qccl.h"
 
@@ -50,6 +51,9 @@ Result enqueue(qcclComm_t comm, const char* name, void* buf, size_t count, int d
     return fail(qcclInvalidArgument, "reduction op {} of '{}' is not qcclSum or qcclAvg", op, name);
   if ((flags & ~QCCL_ENQUEUE_UNCOMPRESSED) != 0)
     return fail(qcclInvalidArgument, "unknown flags {:#x} for '{}'", flags, name);
+  const std::string what = fmt::format("count of '{}'", name);
+  QCCL_CHECK(check_call_size(CollectiveKind::kAllReduce, count, static_cast<DataType>(datatype),
+                             comm->collectives->size(), what.c_str()));
   return engine->enqueue(name, buf, count, static_cast<DataType>(datatype), op == qcclAvg,
                          (flags & QCCL_ENQUEUE_UNCOMPRESSED) != 0, callback, user);
 }

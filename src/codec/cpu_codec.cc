@@ -230,15 +230,30 @@ uint32_t payload_checksum(const PayloadHeader& header, const float* table) {
 
 Result make_payload_header(const EncodeSpec& spec, uint64_t count, PayloadHeader* out) {
   QCCL_CHECK(check_spec(spec));
-  PayloadHeader header = make_header(spec, count, payload_bytes(spec, count));
+  uint64_t total = 0;
+  if (!checked_payload_bytes(spec, count, &total))
+    return fail(qcclInvalidArgument,
+                "encode: the {} payload of {} elements would exceed 2^64 bytes (docs/api.md "
+                "\"Size limits\")",
+                method_name(spec.method), count);
+  PayloadHeader header = make_header(spec, count, total);
   header.checksum = payload_checksum(header, is_cast(spec.method) ? nullptr : spec.levels);
   *out = header;
   return qcclSuccess;
 }
 
+bool checked_payload_bytes(const EncodeSpec& spec, uint64_t count, uint64_t* out) {
+  if (is_cast(spec.method)) return checked_cast_payload_bytes(count, cast_bytes(spec.method), out);
+  QuantLayout layout;
+  if (!checked_quant_layout(count, spec.bucket_size, spec.bits, spec.num_levels, &layout))
+    return false;
+  *out = layout.total_bytes;
+  return true;
+}
+
 uint64_t payload_bytes(const EncodeSpec& spec, uint64_t count) {
-  if (is_cast(spec.method)) return cast_payload_bytes(count, cast_bytes(spec.method));
-  return quant_layout(count, spec.bucket_size, spec.bits, spec.num_levels).total_bytes;
+  uint64_t bytes = UINT64_MAX;
+  return checked_payload_bytes(spec, count, &bytes) ? bytes : UINT64_MAX;
 }
 
 Result encode(const void* in, DataType dtype, uint64_t count, const EncodeSpec& spec, void* out,
@@ -328,7 +343,8 @@ Result check_payload_header(const PayloadHeader& h, uint64_t bytes, Result code,
   // Guard the layout arithmetic against absurd counts before computing it.
   if (h.count / 8 > bytes)
     return fail(code, "{}: {} elements cannot fit in {} bytes", what, h.count, bytes);
-  *layout = quant_layout(h.count, h.bucket_size, h.bits, h.table_size);
+  if (!checked_quant_layout(h.count, h.bucket_size, h.bits, h.table_size, layout))
+    return fail(code, "{}: the layout of {} elements overflows 64 bits", what, h.count);
   if (layout->total_bytes != bytes)
     return fail(code, "{}: layout needs {} bytes, received {}", what, layout->total_bytes, bytes);
   return qcclSuccess;

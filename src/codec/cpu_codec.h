@@ -50,7 +50,10 @@ struct EncodeStats {
   uint64_t cast_overflows = 0;
 };
 
-// Bytes of the payload for `count` elements.
+// Bytes of the payload for `count` elements; false when that does not fit
+// in 64 bits.
+bool checked_payload_bytes(const EncodeSpec& spec, uint64_t count, uint64_t* out);
+// The same, UINT64_MAX when it overflows (no buffer has that capacity).
 uint64_t payload_bytes(const EncodeSpec& spec, uint64_t count);
 
 // Encodes `count` elements of `dtype` at `in` into `out` (capacity bytes).

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "codec/host_device.h"
+#include "core/checked_math.h"
 
 namespace qccl {
 
@@ -38,15 +39,17 @@ struct PayloadHeader {
 };
 static_assert(sizeof(PayloadHeader) == 64, "payload header must be 64 bytes");
 
+// Never overflows (a + b - 1 would, for a near 2^64).
 QCCL_HD uint64_t div_ceil(uint64_t a, uint64_t b) {
-  return (a + b - 1) / b;
+  return a / b + (a % b != 0 ? 1 : 0);
 }
 
 QCCL_HD uint64_t num_buckets(uint64_t count, uint32_t bucket_size) {
   return div_ceil(count, bucket_size);
 }
 
-// Words of packed symbols for a bucket of `len` coordinates.
+// Words of packed symbols for a bucket of `len` coordinates (bits <= 8:
+// at most len/4 + 8, no overflow).
 QCCL_HD uint64_t bucket_words(uint64_t len, int bits) {
   return div_ceil(len, 32) * bits;
 }
@@ -59,17 +62,36 @@ struct QuantLayout {
   uint64_t total_bytes;
 };
 
-QCCL_HD QuantLayout quant_layout(uint64_t count, uint32_t bucket_size, int bits, int table_size) {
+// The layout, or false when one of its byte counts does not fit in 64 bits
+// (docs/payload-format.md; a count that large is rejected, never wrapped).
+QCCL_HD bool checked_quant_layout(uint64_t count, uint32_t bucket_size, int bits, int table_size,
+                                  QuantLayout* out) {
   QuantLayout l;
   l.table_offset = sizeof(PayloadHeader);
-  l.norms_offset = l.table_offset + 4ull * table_size;
+  l.norms_offset = l.table_offset + 4ull * static_cast<uint32_t>(table_size);
   const uint64_t nb = num_buckets(count, bucket_size);
-  l.symbols_offset = l.norms_offset + 4ull * nb;
+  uint64_t norm_bytes = 0;
+  if (!checked_mul(nb, 4, &norm_bytes) ||
+      !checked_add(l.norms_offset, norm_bytes, &l.symbols_offset))
+    return false;
   // Bucket size is a multiple of 32, so every full bucket has the same words.
   const uint64_t full = count / bucket_size;
   const uint64_t tail = count - full * bucket_size;
-  const uint64_t words = full * bucket_words(bucket_size, bits) + bucket_words(tail, bits);
-  l.total_bytes = l.symbols_offset + 4ull * words;
+  uint64_t words = 0, word_bytes = 0;
+  if (!checked_mul(full, bucket_words(bucket_size, bits), &words) ||
+      !checked_add(words, bucket_words(tail, bits), &words) ||
+      !checked_mul(words, 4, &word_bytes) ||
+      !checked_add(l.symbols_offset, word_bytes, &l.total_bytes))
+    return false;
+  *out = l;
+  return true;
+}
+
+// Callers that have checked the count (make_payload_header) use this; an
+// overflowing layout has total_bytes == UINT64_MAX, which no buffer matches.
+QCCL_HD QuantLayout quant_layout(uint64_t count, uint32_t bucket_size, int bits, int table_size) {
+  QuantLayout l{};
+  if (!checked_quant_layout(count, bucket_size, bits, table_size, &l)) l.total_bytes = UINT64_MAX;
   return l;
 }
 
@@ -78,9 +100,22 @@ QCCL_HD uint64_t bucket_word_offset(uint64_t b, uint32_t bucket_size, int bits) 
   return b * bucket_words(bucket_size, bits);
 }
 
-// Payload size of the casts: none (4 bytes/elem) and fp16/bf16 (2 bytes/elem).
+// Payload size of the casts: none (4 bytes/elem) and fp16/bf16 (2 bytes/elem),
+// or false when it does not fit in 64 bits.
+QCCL_HD bool checked_cast_payload_bytes(uint64_t count, int bytes_per_element, uint64_t* out) {
+  uint64_t body = 0;
+  if (!checked_mul(count, static_cast<uint64_t>(bytes_per_element), &body)) return false;
+  const uint64_t padded = div_ceil(body, 4);  // words
+  uint64_t bytes = 0;
+  if (!checked_mul(padded, 4, &bytes) || !checked_add(bytes, sizeof(PayloadHeader), out))
+    return false;
+  return true;
+}
+
+// UINT64_MAX when it overflows (see quant_layout).
 QCCL_HD uint64_t cast_payload_bytes(uint64_t count, int bytes_per_element) {
-  return sizeof(PayloadHeader) + div_ceil(count * bytes_per_element, 4) * 4;
+  uint64_t bytes = UINT64_MAX;
+  return checked_cast_payload_bytes(count, bytes_per_element, &bytes) ? bytes : UINT64_MAX;
 }
 
 QCCL_HD uint32_t fnv1a(uint32_t hash, const unsigned char* data, uint64_t n) {

@@ -29,7 +29,7 @@ class AllgatherAlgorithm final : public CollectiveAlgorithm {
     QCCL_CHECK(expected_header(planned.spec, 0, req.count, &expected));
     const uint64_t bytes = expected.total_bytes;  // whole 4-byte words (payload_format.h)
     QCCL_CHECK(ws.reserve(&ws.encoded, bytes, "encoded payload"));
-    QCCL_CHECK(ws.reserve(&ws.received, n * bytes, "received payloads"));
+    QCCL_CHECK(ws.reserve_array(&ws.received, n, bytes, "received payloads"));
     QCCL_CHECK(codec.encode(req.send, req.dtype, req.count, planned.spec, ws.encoded.as(), bytes,
                             planned.stats_sink()));
     uint64_t* sizes = ensure_size(&ctx.tables.sizes, n);
@@ -46,7 +46,7 @@ class AllgatherAlgorithm final : public CollectiveAlgorithm {
     // float32 output, even in place, can take decoded values directly.
     const bool direct = req.dtype == DataType::kFloat32;
     if (!direct)
-      QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 decode buffer"));
+      QCCL_CHECK(ws.reserve_array(&ws.sum, req.count, sizeof(float), "float32 decode buffer"));
     if (gather) {
       const uint64_t slot = req.bytes();
       auto* out = static_cast<unsigned char*>(req.recv);

@@ -39,7 +39,7 @@ class Passthrough final : public CollectiveAlgorithm {
       float* sum = static_cast<float*>(req.recv);
       if (req.dtype != DataType::kFloat32) {
         Workspace& ws = *ctx.workspace;
-        QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 accumulator"));
+        QCCL_CHECK(ws.reserve_array(&ws.sum, req.count, sizeof(float), "float32 accumulator"));
         sum = ws.sum.as<float>();
         QCCL_CHECK(ctx.codec->cast_to_float(req.recv, req.count, req.dtype, sum));
       }

@@ -10,6 +10,7 @@
 
 #include "collective/algorithm.h"
 #include "collective/compressed_step.h"
+#include "core/checked_math.h"
 
 namespace qccl {
 namespace {
@@ -21,7 +22,13 @@ struct ChunkLayout {
   std::vector<uint64_t> begin;  // N+1 element offsets
   ChunkLayout(uint64_t count, uint32_t bucket, int n) : begin(n + 1) {
     const uint64_t nb = num_buckets(count, bucket);
-    for (int i = 0; i <= n; ++i) begin[i] = std::min(count, (nb * i / n) * bucket);
+    // nb·i/n without forming nb·i (it overflows for huge counts): with
+    // nb = q·n + r, it is q·i + r·i/n, and r·i < n² fits.
+    const uint64_t q = nb / n, r = nb % n;
+    for (int i = 0; i <= n; ++i) {
+      const uint64_t buckets_before = q * i + r * i / n;
+      begin[i] = buckets_before > count / bucket ? count : buckets_before * bucket;
+    }
   }
   uint64_t count(int i) const { return begin[i + 1] - begin[i]; }
 };
@@ -38,6 +45,27 @@ Result zero_padding(Codec& codec, const std::vector<ZeroRun>& padding, uint64_t 
     const uint64_t hi = std::min(z.offset + z.count, begin + count);
     if (lo < hi) QCCL_CHECK(codec.scale(sum + (lo - begin), hi - lo, 0.0f));
   }
+  return qcclSuccess;
+}
+
+// sizes[i] = the payload bytes of chunk i, packed back to back at
+// offsets[i]; *total = their sum. Checked: a sum past 2^64 is an error,
+// not a wrapped offset (docs/api.md "Size limits").
+Result pack_payload_sizes(const EncodeSpec& spec, const ChunkLayout& chunks, int n, uint64_t* sizes,
+                          uint64_t* offsets, uint64_t* total) {
+  uint64_t at = 0;
+  for (int i = 0; i < n; ++i) {
+    uint64_t next = 0;
+    if (!checked_payload_bytes(spec, chunks.count(i), &sizes[i]) ||
+        !checked_add(at, sizes[i], &next))
+      return fail(qcclInvalidArgument,
+                  "sra: the payloads of {} chunks ({} elements in chunk {}) overflow 64 bits "
+                  "(docs/api.md \"Size limits\")",
+                  n, chunks.count(i), i);
+    offsets[i] = at;
+    at = next;
+  }
+  *total = at;
   return qcclSuccess;
 }
 
@@ -68,15 +96,12 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
     uint64_t* sizes_in = ensure_size(&t.sizes_in, n);
     uint64_t* offsets_in = ensure_size(&t.offsets_in, n);
     uint64_t total = 0;
-    for (int i = 0; i < n; ++i) {
-      sizes[i] = payload_bytes(planned.spec, chunks.count(i));
-      offsets[i] = total;
-      total += sizes[i];
-    }
+    QCCL_CHECK(pack_payload_sizes(planned.spec, chunks, n, sizes, offsets, &total));
     const uint64_t mine = chunks.count(me);
     QCCL_CHECK(ws.reserve(&ws.encoded, total, "encoded chunks"));
-    QCCL_CHECK(ws.reserve(&ws.received, n * sizes[me], "received chunks"));
-    QCCL_CHECK(ws.reserve(&ws.chunk_sum, std::max<uint64_t>(mine, 1) * sizeof(float), "chunk sum"));
+    QCCL_CHECK(ws.reserve_array(&ws.received, n, sizes[me], "received chunks"));
+    QCCL_CHECK(
+        ws.reserve_array(&ws.chunk_sum, std::max<uint64_t>(mine, 1), sizeof(float), "chunk sum"));
     unsigned char* encoded = ws.encoded.as();
     const unsigned char* in = static_cast<const unsigned char*>(req.send);
     for (int i = 0; i < n; ++i) {
@@ -108,12 +133,10 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
     EncodeSpec respec = planned.spec;
     respec.stream = 1;
     respec.index_base = chunks.begin[me];
-    for (int r = 0; r < n; ++r) {
-      sizes_in[r] = payload_bytes(respec, chunks.count(r));
-      offsets_in[r] = r == 0 ? 0 : offsets_in[r - 1] + sizes_in[r - 1];
-    }
+    uint64_t gathered_total = 0;
+    QCCL_CHECK(pack_payload_sizes(respec, chunks, n, sizes_in, offsets_in, &gathered_total));
     QCCL_CHECK(ws.reserve(&ws.reduced, sizes_in[me], "re-encoded chunk"));
-    QCCL_CHECK(ws.reserve(&ws.gathered, offsets_in[n - 1] + sizes_in[n - 1], "re-encoded chunks"));
+    QCCL_CHECK(ws.reserve(&ws.gathered, gathered_total, "re-encoded chunks"));
     // fp16: the reduced sum can leave the float16 range although every
     // input was inside it.
     EncodeStats resum;
@@ -127,7 +150,7 @@ class ScatterReduceAllgather final : public CollectiveAlgorithm {
                                          offsets_in));
     float* sum = static_cast<float*>(req.recv);
     if (req.dtype != DataType::kFloat32) {
-      QCCL_CHECK(ws.reserve(&ws.sum, req.count * sizeof(float), "float32 accumulator"));
+      QCCL_CHECK(ws.reserve_array(&ws.sum, req.count, sizeof(float), "float32 accumulator"));
       sum = ws.sum.as<float>();
     }
     for (int r = 0; r < n; ++r) {

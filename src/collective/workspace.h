@@ -28,7 +28,9 @@ class CodecBuffer {
   CodecBuffer& operator=(const CodecBuffer&) = delete;
 
   // Room for `bytes` (contents are not kept). Growing waits for the codec's
-  // stream first: earlier work may still use the old block.
+  // stream first: earlier work may still use the old block. A failed
+  // allocation is qcclSystemError naming `what` and the bytes; `what` is
+  // also its fault-injection site (core/fault_injection.h).
   Result reserve(Codec& codec, uint64_t bytes, const char* what);
   template <typename T = unsigned char>
   T* as() const {
@@ -36,6 +38,7 @@ class CodecBuffer {
   }
 
  private:
+  static Result try_allocate(Codec& codec, uint64_t bytes, const char* what, void** out);
   void free();
   Codec* codec_ = nullptr;
   void* ptr_ = nullptr;
@@ -55,6 +58,9 @@ struct Workspace {
 
   // buffer->reserve on this workspace's codec, counted.
   Result reserve(CodecBuffer* buffer, uint64_t bytes, const char* what);
+  // Room for n items of item_bytes each; a product that overflows 64 bits
+  // is qcclInvalidArgument naming `what` (docs/api.md "Size limits").
+  Result reserve_array(CodecBuffer* buffer, uint64_t n, uint64_t item_bytes, const char* what);
 };
 
 // The host tables of one call: per-rank sizes and offsets, gathered call

@@ -9,7 +9,11 @@
 //  - a test-only fault hook: maybe_inject_fault(site) sits at the entry of
 //    every API call (site = the function's name, e.g. "qcclAllReduce") and
 //    at the top of the engine's cycle ("engine cycle") and of each fused
-//    group's reduction ("engine execute"). It costs one relaxed atomic
+//    group's reduction ("engine execute"), and at every allocation whose
+//    size comes from a caller's count (site = what it is for: "encoded
+//    payload", "fusion buffer", ...; core/checked_alloc.h,
+//    collective/workspace.h), where a kBadAlloc becomes qcclSystemError
+//    naming the buffer and its bytes. It costs one relaxed atomic
 //    load when nothing is armed; a test arms one throw for one site with
 //    testing::arm_fault and checks that the caller gets an error code.
 #pragma once

@@ -8,6 +8,8 @@
 #include <unordered_set>
 
 #include "codec/cpu_codec.h"
+#include "collective/call_size.h"
+#include "core/checked_alloc.h"
 #include "core/fault_injection.h"
 #include "core/logging.h"
 #include "transport/abort_job.h"
@@ -300,6 +302,10 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
   auto reduce = [&]() -> Result {
     const uint64_t elem = dtype_size(group.dtype);
     const int64_t start_us = Timeline::now_us();
+    // Each tensor passed the size check at enqueue; their sum must too
+    // (docs/api.md "Size limits"). Every rank fuses alike, so fails alike.
+    QCCL_CHECK(check_call_size(CollectiveKind::kAllReduce, group.count, group.dtype,
+                               collectives_.size(), "fused count"));
     // A lone tensor is reduced in place; several go through the fusion
     // buffer, each at its planned offset with zeros in the gaps
     // (fusion_plan.h: no bucket spans two tensors).
@@ -307,7 +313,8 @@ void Engine::execute(const FusionGroup& group, int64_t negotiated_us) {
     void* data = raw[0]->buf;
     std::vector<ZeroRun> padding;
     if (fused) {
-      unsigned char* buffer = ensure_size(&fusion_buffer_, group.count * elem);
+      QCCL_CHECK(grow_vector(&fusion_buffer_, group.count * elem, "fusion buffer"));
+      unsigned char* buffer = fusion_buffer_.data();
       data = buffer;
       uint64_t end = 0;  // of the previous member
       for (size_t k = 0; k < raw.size(); ++k) {
@@ -384,14 +391,16 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
                                           const std::vector<TensorEntry*>& members,
                                           const std::vector<ZeroRun>& padding) {
   const uint64_t count = group.count;
-  float* sent = ensure_size(&widened_, count);
+  QCCL_CHECK(grow_vector(&widened_, count, "error-feedback float32 input"));
+  float* sent = widened_.data();
   cast_to_float(data, count, group.dtype, sent);
   for (size_t k = 0; k < members.size(); ++k)
     error_feedback_.add_residual(members[k]->name_hash, sent + group.offsets[k], members[k]->count);
   cast_from_float(sent, count, group.dtype, data);
   cast_to_float(data, count, group.dtype, sent);  // what is actually sent, after rounding
   // A call that goes uncompressed leaves own_decoded alone: no residual.
-  float* own = ensure_size(&own_decoded_, count);
+  QCCL_CHECK(grow_vector(&own_decoded_, count, "error-feedback decoded copy"));
+  float* own = own_decoded_.data();
   std::copy(sent, sent + count, own);
   CollectiveRequest req;
   req.send = data;
@@ -404,7 +413,8 @@ Result Engine::reduce_with_error_feedback(void* data, const FusionGroup& group,
   QCCL_CHECK(collectives_.run(req));
   for (size_t k = 0; k < members.size(); ++k) {
     const uint64_t offset = group.offsets[k];
-    error_feedback_.update(members[k]->name_hash, sent + offset, own + offset, members[k]->count);
+    QCCL_CHECK(error_feedback_.update(members[k]->name_hash, sent + offset, own + offset,
+                                      members[k]->count));
   }
   return qcclSuccess;
 }

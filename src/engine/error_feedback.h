@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/result.h"
+
 namespace qccl {
 
 class ErrorFeedbackStore {
@@ -17,8 +19,9 @@ class ErrorFeedbackStore {
   // x += residual(name); a name seen for the first time (or with another
   // count) has a zero residual.
   void add_residual(uint64_t name_hash, float* x, uint64_t count);
-  // residual(name) = sent - own_decoded.
-  void update(uint64_t name_hash, const float* sent, const float* own_decoded, uint64_t count);
+  // residual(name) = sent - own_decoded. qcclSystemError (naming the
+  // residual and its bytes) when its memory cannot be had.
+  Result update(uint64_t name_hash, const float* sent, const float* own_decoded, uint64_t count);
   size_t size() const { return residuals_.size(); }
 
  private:

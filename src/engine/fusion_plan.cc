@@ -4,6 +4,8 @@
 #include <numeric>
 #include <tuple>
 
+#include "core/checked_math.h"
+
 namespace qccl {
 namespace {
 
@@ -29,8 +31,13 @@ std::vector<FusionGroup> plan_fusion(const std::vector<TensorAnnouncement>& read
     const auto key = std::make_tuple(t.dtype, t.op, t.compress);
     auto it = open.find(key);
     if (it != open.end()) {
+      // Checked: a sum past 2^64 closes the group like one past the
+      // threshold (the group's size is checked again before it runs).
       const FusionGroup& g = groups[it->second];
-      if ((round_up(g.count, align) + t.count) * elem > threshold_bytes) {
+      uint64_t padded = 0, fused_count = 0, fused_bytes = 0;
+      if (!checked_add(g.count, align - 1, &padded) ||
+          !checked_add(padded / align * align, t.count, &fused_count) ||
+          !checked_mul(fused_count, elem, &fused_bytes) || fused_bytes > threshold_bytes) {
         open.erase(it);
         it = open.end();
       }

@@ -4,10 +4,12 @@
 #include <cstring>
 
 #include "codec/cpu_codec.h"
+#include "core/checked_alloc.h"
 
 namespace qccl {
 namespace {
 
+// Offsets of pieces packed back to back (the sizes' sum is checked by the caller).
 std::vector<uint64_t> rank_major_offsets(const std::vector<uint64_t>& sizes) {
   std::vector<uint64_t> offsets(sizes.size());
   uint64_t at = 0;
@@ -110,9 +112,21 @@ Result CallbackTransport::alltoallv_by_allgather(const void* send, const uint64_
                   "alltoallv: rank {} sends {} bytes to rank {}, which expects {} (fallback over "
                   "allgatherv)",
                   r, table[r * n + me], me, recv_bytes[r]);
-    for (int j = 0; j < n; ++j) totals[r] += table[r * n + j];
+    for (int j = 0; j < n; ++j)
+      if (!checked_add(totals[r], table[r * n + j], &totals[r]))
+        return fail(qcclInvalidArgument,
+                    "alltoallv: rank {} sends more than 2^64 bytes in all (fallback over "
+                    "allgatherv)",
+                    r);
   }
-  std::vector<unsigned char> packed(totals[me]);
+  uint64_t gathered_bytes = 0;
+  for (int r = 0; r < n; ++r)
+    if (!checked_add(gathered_bytes, totals[r], &gathered_bytes))
+      return fail(qcclInvalidArgument,
+                  "alltoallv: the ranks send more than 2^64 bytes in all (fallback over "
+                  "allgatherv)");
+  std::vector<unsigned char> packed;
+  QCCL_CHECK(grow_vector(&packed, totals[me], "alltoallv fallback send buffer"));
   uint64_t at = 0;
   for (int j = 0; j < n; ++j) {
     if (send_bytes[j] > 0)
@@ -121,7 +135,7 @@ Result CallbackTransport::alltoallv_by_allgather(const void* send, const uint64_
     at += send_bytes[j];
   }
   const std::vector<uint64_t> offsets = rank_major_offsets(totals);
-  gathered_.resize(offsets[n - 1] + totals[n - 1]);
+  QCCL_CHECK(grow_vector(&gathered_, gathered_bytes, "alltoallv fallback receive buffer"));
   QCCL_CHECK(
       allgatherv(packed.data(), totals[me], gathered_.data(), totals.data(), offsets.data()));
   for (int r = 0; r < n; ++r) {
