@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine_completion.h"
 #include "fake_transport.h"
 #include "qccl/qccl.h"
 
@@ -33,28 +34,7 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-struct Completion {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool done = false;
-  qcclResult_t result = qcclInternalError;
-  std::string error;
-  // Runs on the engine's thread inside the callback, before `done` is set.
-  std::function<void()> then;
-  static void callback(qcclResult_t r, const char*, const char* error, void* user) {
-    auto* self = static_cast<Completion*>(user);
-    if (self->then) self->then();
-    std::lock_guard<std::mutex> lock(self->mutex);
-    self->result = r;
-    self->error = error;
-    self->done = true;
-    self->cv.notify_all();
-  }
-  bool wait(int seconds) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, std::chrono::seconds(seconds), [&] { return done; });
-  }
-};
+using qccl::test::Completion;
 
 class FaultInjection : public ::testing::Test {
  protected:

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/fault_injection.h"
+#include "engine_completion.h"
 #include "fake_transport.h"
 #include "qccl/qccl.h"
 
@@ -54,26 +55,7 @@ struct Outcome {
   std::string text;  // qcclGetLastError, or the engine callback's error
 };
 
-// Waits for one engine callback.
-struct Completion {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool done = false;
-  qcclResult_t result = qcclInternalError;
-  std::string error;
-  static void callback(qcclResult_t r, const char*, const char* error, void* user) {
-    auto* self = static_cast<Completion*>(user);
-    std::lock_guard<std::mutex> lock(self->mutex);
-    self->result = r;
-    self->error = error;
-    self->done = true;
-    self->cv.notify_all();
-  }
-  bool wait() {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, std::chrono::seconds(60), [&] { return done; });
-  }
-};
+using qccl::test::Completion;
 
 // The communicator a case runs on.
 enum class Setup {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "engine_completion.h"
 #include "fake_transport.h"
 #include "qccl/qccl.h"
 
@@ -34,25 +35,7 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-struct Completion {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool done = false;
-  qcclResult_t result = qcclInternalError;
-  std::string error;
-  static void callback(qcclResult_t r, const char*, const char* error, void* user) {
-    auto* self = static_cast<Completion*>(user);
-    std::lock_guard<std::mutex> lock(self->mutex);
-    self->result = r;
-    self->error = error;
-    self->done = true;
-    self->cv.notify_all();
-  }
-  bool wait(int seconds) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, std::chrono::seconds(seconds), [&] { return done; });
-  }
-};
+using qccl::test::Completion;
 
 // A fresh empty directory under TMPDIR (or /tmp), removed with its files.
 class TempDir {

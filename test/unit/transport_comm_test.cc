@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "engine_completion.h"
 #include "fake_transport.h"
 #include "qccl/qccl.h"
 
@@ -269,25 +270,7 @@ TEST(TransportComm, FailingCallbackFailsTheCallWithItsTextAndLaterCallsAreRefuse
 
 // ---- the engine ----------------------------------------------------------------------------
 
-struct Completion {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool done = false;
-  qcclResult_t result = qcclInternalError;
-  std::string error;
-  static void callback(qcclResult_t r, const char*, const char* error, void* user) {
-    auto* self = static_cast<Completion*>(user);
-    std::lock_guard<std::mutex> lock(self->mutex);
-    self->result = r;
-    self->error = error;
-    self->done = true;
-    self->cv.notify_all();
-  }
-  bool wait(int seconds) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, std::chrono::seconds(seconds), [&] { return done; });
-  }
-};
+using qccl::test::Completion;
 
 TEST(TransportComm, EngineRunsOverTheCallbackTransport) {
   constexpr int kRanks = 3;
