@@ -160,7 +160,9 @@ std::string read_file(const std::string& path) {
 TEST(EngineErrors, TimelineIsAClosedJsonArrayWithEveryPhase) {
   EngineOptions o;
   o.method = "qsgd";
-  o.timeline = "engine_timeline_rank" + std::to_string(world_rank()) + ".json";
+  // Per process: the np1..np4 runs of this test may run at once (ctest -j).
+  o.timeline = "engine_timeline_np" + std::to_string(world_size()) + "_rank" +
+               std::to_string(world_rank()) + ".json";
   EngineComm c(o);
   ASSERT_EQ(c.start_result, qcclSuccess);
   std::vector<float> g = rank_input(world_rank(), 1, 5000);
