@@ -555,7 +555,6 @@ TEST(Soak, MixedCallsAgreeMatchTheReferenceAndKeepMemoryFlat) {
   const uint64_t calls = soak.calls() - warmup_calls;
   const double run_s = elapsed() - warmup_s;
   const Memory at_end = measure_memory();
-  const long growth = at_end.rss_anon - warm.rss_anon;
   // Workspaces only grow, and the warm-up took each to its largest size, so
   // the schedule allocates nothing that stays. 8 MiB allows for pages that
   // malloc_trim cannot return (freed memory sharing pages with live
@@ -564,6 +563,7 @@ TEST(Soak, MixedCallsAgreeMatchTheReferenceAndKeepMemoryFlat) {
   // within a few hundred calls. Under ASan freed memory sits in its
   // quarantine, so RSS says nothing there.
 #if !defined(__SANITIZE_ADDRESS__)
+  const long growth = at_end.rss_anon - warm.rss_anon;
   EXPECT_LT(growth, 8 * 1024) << "RssAnon grew by " << growth << " KiB over " << calls << " calls";
 #endif
   const std::string rss_warm = join(gather_ranks(warm.rss_anon));
