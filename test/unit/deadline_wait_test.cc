@@ -21,6 +21,9 @@ using std::chrono::microseconds;
 // Real-clock tests use a 50 ms timeout; a wait must end within this bound
 // after its deadline (generous for a loaded CI machine, far below a hang).
 constexpr double kShortTimeoutS = 0.05;
+// For waits that must succeed after a few polls: a deadline no loaded
+// machine reaches (a short one made these flaky under ASan at ctest -j2).
+constexpr double kAmpleTimeoutS = 60.0;
 constexpr double kWallBoundS = 2.0;
 
 double seconds_since(Clock::time_point start) {
@@ -48,7 +51,7 @@ TEST(DeadlineWait, WorkThatCompletesInTimeSucceedsWithoutAbort) {
   ops.query_comm = [] { return Poll::ready(); };
   ops.abort = [&] { ++aborts; };
   const auto start = Clock::now();
-  EXPECT_EQ(wait_with_deadline(ops, kShortTimeoutS, "barrier"), qcclSuccess);
+  EXPECT_EQ(wait_with_deadline(ops, kAmpleTimeoutS, "barrier"), qcclSuccess);
   EXPECT_EQ(work.polls, 6);
   EXPECT_EQ(aborts, 0);
   EXPECT_LT(seconds_since(start), kWallBoundS);
@@ -106,7 +109,7 @@ TEST(DeadlineWait, AsyncErrorWinsOverFinishedWork) {
   ops.query_work = [] { return Poll::ready(); };
   ops.query_comm = [] { return Poll::failed(qcclTransportError, "ncclSystemError"); };
   ops.abort = [&] { ++aborts; };
-  EXPECT_EQ(wait_with_deadline(ops, kShortTimeoutS, "barrier"), qcclTransportError);
+  EXPECT_EQ(wait_with_deadline(ops, kAmpleTimeoutS, "barrier"), qcclTransportError);
   EXPECT_EQ(aborts, 1);
 }
 
@@ -116,7 +119,7 @@ TEST(DeadlineWait, InProgressCommunicatorIsWaitedOutNotFailed) {
   DeadlineWaitOps ops;  // no work: a non-blocking communicator after ncclInProgress
   ops.query_comm = [&] { return comm(); };
   ops.abort = [&] { ++aborts; };
-  EXPECT_EQ(wait_with_deadline(ops, kShortTimeoutS, "ncclGroupEnd"), qcclSuccess);
+  EXPECT_EQ(wait_with_deadline(ops, kAmpleTimeoutS, "ncclGroupEnd"), qcclSuccess);
   EXPECT_EQ(comm.polls, 11);
   EXPECT_EQ(aborts, 0);
 }
@@ -126,7 +129,7 @@ TEST(DeadlineWait, FinishedWorkWaitsForAnInProgressCommunicator) {
   DeadlineWaitOps ops;
   ops.query_work = [] { return Poll::ready(); };
   ops.query_comm = [&] { return comm(); };
-  EXPECT_EQ(wait_with_deadline(ops, kShortTimeoutS, "barrier"), qcclSuccess);
+  EXPECT_EQ(wait_with_deadline(ops, kAmpleTimeoutS, "barrier"), qcclSuccess);
   EXPECT_EQ(comm.polls, 5);
 }
 
