@@ -297,6 +297,14 @@ unsigned char* MpiTransport::stage_send(const void* send, uint64_t bytes) {
   return send_stage_.data();
 }
 
+void MpiTransport::unstage_recv(void* recv, const uint64_t* recv_bytes,
+                                const uint64_t* recv_offsets) const {
+  for (int r = 0; r < size_; ++r)
+    if (recv_bytes[r] > 0)  // an empty piece may come with a null buffer
+      std::memcpy(static_cast<unsigned char*>(recv) + recv_offsets[r],
+                  recv_stage_.data() + recv_offsets[r], recv_bytes[r]);
+}
+
 unsigned char* MpiTransport::stage_recv(uint64_t bytes) {
   recv_stage_.resize(std::max<uint64_t>(bytes, 1));
   return recv_stage_.data();
@@ -329,9 +337,7 @@ Result MpiTransport::allgatherv(const void* send, uint64_t send_bytes, void* rec
                            displs_a_.data(), MPI_BYTE, comm_, &request);
   if (rc != MPI_SUCCESS) return mpi_error(rc, op);
   QCCL_CHECK(wait(&request, op));
-  for (int r = 0; r < size_; ++r)
-    std::memcpy(static_cast<unsigned char*>(recv) + recv_offsets[r], out + recv_offsets[r],
-                recv_bytes[r]);
+  unstage_recv(recv, recv_bytes, recv_offsets);
   return qcclSuccess;
 }
 
@@ -351,9 +357,7 @@ Result MpiTransport::alltoallv(const void* send, const uint64_t* send_bytes,
                           displs_b_.data(), MPI_BYTE, comm_, &request);
   if (rc != MPI_SUCCESS) return mpi_error(rc, op);
   QCCL_CHECK(wait(&request, op));
-  for (int r = 0; r < size_; ++r)
-    std::memcpy(static_cast<unsigned char*>(recv) + recv_offsets[r], out + recv_offsets[r],
-                recv_bytes[r]);
+  unstage_recv(recv, recv_bytes, recv_offsets);
   return qcclSuccess;
 }
 

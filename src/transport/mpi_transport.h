@@ -84,6 +84,8 @@ class MpiTransport final : public Transport {
   // Staging: MPI sees only these buffers (see the header comment).
   unsigned char* stage_send(const void* send, uint64_t bytes);
   unsigned char* stage_recv(uint64_t bytes);
+  // Copies the received pieces from the staging buffer to `recv`.
+  void unstage_recv(void* recv, const uint64_t* recv_bytes, const uint64_t* recv_offsets) const;
 
   MPI_Comm comm_;
   int rank_;

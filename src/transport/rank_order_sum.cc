@@ -39,23 +39,25 @@ Result RankOrderSum::run(Transport& transport, const void* send, void* recv, uin
     gathered_.resize(n * mine * elem);
     QCCL_CHECK(transport.alltoallv(in + done * elem, send_bytes_.data(), send_offsets_.data(),
                                    gathered_.data(), recv_bytes_.data(), recv_offsets_.data()));
-    sum_.resize(mine);
-    widened_.resize(dtype == DataType::kFloat32 ? 0 : mine);
-    for (int r = 0; r < n; ++r) {
-      const unsigned char* from = gathered_.data() + r * mine * elem;
-      const float* values = reinterpret_cast<const float*>(from);
-      if (dtype != DataType::kFloat32) {
-        cast_to_float(from, mine, dtype, widened_.data());
-        values = widened_.data();
-      }
-      if (r == 0) {
-        std::copy(values, values + mine, sum_.begin());
-      } else {
-        for (uint64_t i = 0; i < mine; ++i) sum_[i] += values[i];
-      }
-    }
     chunk_.resize(mine * elem);
-    cast_from_float(sum_.data(), mine, dtype, chunk_.data());
+    if (mine > 0) {  // a rank may own no element of a short round
+      sum_.resize(mine);
+      widened_.resize(dtype == DataType::kFloat32 ? 0 : mine);
+      for (int r = 0; r < n; ++r) {
+        const unsigned char* from = gathered_.data() + r * mine * elem;
+        const float* values = reinterpret_cast<const float*>(from);
+        if (dtype != DataType::kFloat32) {
+          cast_to_float(from, mine, dtype, widened_.data());
+          values = widened_.data();
+        }
+        if (r == 0) {
+          std::copy(values, values + mine, sum_.begin());
+        } else {
+          for (uint64_t i = 0; i < mine; ++i) sum_[i] += values[i];
+        }
+      }
+      cast_from_float(sum_.data(), mine, dtype, chunk_.data());
+    }
     QCCL_CHECK(transport.allgatherv(chunk_.data(), mine * elem, out + done * elem,
                                     send_bytes_.data(), send_offsets_.data()));
   }

@@ -25,7 +25,9 @@ TEST(Timeout, RanksWaitingOnAMissingRankGetTimeoutThenInvalidUsage) {
           qcclTimeout);
       const double waited =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      EXPECT_GE(waited, 2.0);
+      // Not much before the deadline: a peer that timed out first (they all
+      // started at about the same time) ends this wait with its notice.
+      EXPECT_GE(waited, 1.5);
       EXPECT_LT(waited, 10.0);
       const std::string message = qcclGetLastError(c.comm);
       EXPECT_NE(message.find("QCCL_TIMEOUT_S=2"), std::string::npos) << message;
