@@ -1,6 +1,6 @@
 # ctest perf_<bench>_half_baselines: runs `<bench> -m mpi,mpi-fp16,mpi-bf16,none`
 # under mpirun and checks the rows of the JSON (-J) and the table: the
-# half-precision baselines (docs/netem.md, "Baselines") report 16 bits, a
+# half-precision baselines (docs/perf.md) report 16 bits, a
 # wire ratio of 2, an error within half-precision rounding of the exact sum
 # (and above float32's, so the casts really happened), and every row its
 # speed-up over each baseline that ran.
