@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
     return MPI_Allgather(s == nullptr ? MPI_IN_PLACE : s, static_cast<int>(n), MPI_FLOAT, r,
                          static_cast<int>(n), MPI_FLOAT, c);
   };
+  d.run_mpi_half = [](const void* s, void* r, size_t n, MPI_Datatype t, MPI_Op, MPI_Comm c) {
+    return MPI_Allgather(s == nullptr ? MPI_IN_PLACE : s, static_cast<int>(n), t, r,
+                         static_cast<int>(n), t, c);
+  };
   d.expected = [](size_t i, size_t count, int, qcclRedOp_t, double (*value)(int, size_t)) {
     return value(static_cast<int>(i / count), i % count);
   };

@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
     return MPI_Allreduce(s == nullptr ? MPI_IN_PLACE : s, r, static_cast<int>(n), MPI_FLOAT,
                          MPI_SUM, c);
   };
+  d.run_mpi_half = [](const void* s, void* r, size_t n, MPI_Datatype t, MPI_Op sum, MPI_Comm c) {
+    return MPI_Allreduce(s == nullptr ? MPI_IN_PLACE : s, r, static_cast<int>(n), t, sum, c);
+  };
   d.expected = expected_sum;
   return qccl::perf::run_benchmark(argc, argv, d);
 }

@@ -2,8 +2,10 @@
 
 #include <getopt.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,7 +65,8 @@ void usage() {
   std::printf(
       "usage: mpirun -np N <bench> [-b minbytes] [-e maxbytes] [-f stepfactor | -i stepbytes]\n"
       "  [-n iters] [-w warmup] [-c check 0/1] [-d float|half|bfloat16] [-o sum|avg]\n"
-      "  [-m method[,method...] | all] (none = qccl uncompressed, mpi = raw MPI call)\n"
+      "  [-m method[,method...] | all] (none = qccl uncompressed, mpi = raw MPI call,\n"
+      "       mpi-fp16/mpi-bf16 = raw MPI call in half precision, as DDP's compress hooks)\n"
       "  [-q bits] [-a auto|allgather|sra] [-J results.json]\n"
       "  [-g] (device buffers, one GPU per rank, communicators over NCCL; exits %d\n"
       "       where that is unavailable: no CUDA/NCCL build, no GPU)\n",
@@ -144,6 +147,60 @@ void from_type(const void* in, size_t n, qcclDataType_t t, std::vector<float>* v
   cast_to_float(in, n, static_cast<DataType>(t), v->data());
 }
 
+// The raw MPI baselines: "mpi" sums float32; "mpi-fp16" and "mpi-bf16" do
+// what DDP's fp16/bf16 compress hooks do: cast to half precision, sum the
+// halves with MPI, cast back.
+const char* const kBaselines[] = {"mpi", "mpi-fp16", "mpi-bf16"};
+constexpr int kNumBaselines = 3;
+
+int baseline_index(const std::string& method) {
+  for (int b = 0; b < kNumBaselines; ++b)
+    if (method == kBaselines[b]) return b;
+  return -1;
+}
+
+// The half-precision sum of MPI_Allreduce on 2-byte elements: widen to float,
+// add, round back to nearest even, a chunk at a time (an MPI_User_function).
+template <DataType kFormat>
+void half_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  constexpr int kChunk = 512;
+  float a[kChunk], b[kChunk];
+  const auto* src = static_cast<const uint16_t*>(in);
+  auto* dst = static_cast<uint16_t*>(inout);
+  for (int off = 0; off < *len; off += kChunk) {
+    const int n = std::min(kChunk, *len - off);
+    cast_to_float(src + off, n, kFormat, a);
+    cast_to_float(dst + off, n, kFormat, b);
+    for (int i = 0; i < n; ++i) b[i] += a[i];
+    cast_from_float(b, n, kFormat, dst + off);
+  }
+}
+
+// The MPI datatype and ops of the half-precision baselines, freed before
+// MPI_Finalize.
+class HalfMpi {
+ public:
+  HalfMpi() {
+    MPI_Type_contiguous(2, MPI_BYTE, &type_);
+    MPI_Type_commit(&type_);
+    MPI_Op_create(&half_sum<DataType::kFloat16>, /*commute=*/1, &fp16_sum_);
+    MPI_Op_create(&half_sum<DataType::kBfloat16>, /*commute=*/1, &bf16_sum_);
+  }
+  ~HalfMpi() {
+    MPI_Op_free(&bf16_sum_);
+    MPI_Op_free(&fp16_sum_);
+    MPI_Type_free(&type_);
+  }
+  HalfMpi(const HalfMpi&) = delete;
+  HalfMpi& operator=(const HalfMpi&) = delete;
+  MPI_Datatype type() const { return type_; }
+  MPI_Op sum(DataType format) const { return format == DataType::kFloat16 ? fp16_sum_ : bf16_sum_; }
+
+ private:
+  MPI_Datatype type_ = MPI_DATATYPE_NULL;
+  MPI_Op fp16_sum_ = MPI_OP_NULL, bf16_sum_ = MPI_OP_NULL;
+};
+
 // The default execution mode: host buffers, communicators over MPI, wall
 // time between a barrier and the last call's return.
 class HostMode final : public ExecutionMode {
@@ -206,6 +263,9 @@ struct Row {
   int bits = 0;
   uint64_t wire_bytes = 0;
   double ratio = 0, relerr = -1;
+  // Out-of-place speed-up over each baseline of kBaselines at the same size
+  // (baseline time / this row's time); -1 where that baseline did not run.
+  double speedup[kNumBaselines] = {-1, -1, -1};
 };
 
 class Bench {
@@ -233,14 +293,32 @@ class Bench {
     row->bytes = count * ts * (recv_count / count);
     row->count = count;
     row->method = method;
-    const bool raw = method == "mpi";
+    const int baseline = baseline_index(method);
+    const bool raw = baseline >= 0;
+    // mpi-fp16/mpi-bf16: the half-precision copies of send and recv.
+    const bool half = baseline > 0;
+    const DataType format = baseline == 1 ? DataType::kFloat16 : DataType::kBfloat16;
+    std::vector<uint16_t> send_half(half ? count : 0), recv_half(half ? recv_count : 0);
+    // allreduce in place: send == recv; allgather: send is this rank's slot.
+    const size_t slot_elems = recv_count == count ? 0 : rank_ * count;
+    auto raw_call = [&](bool in_place) {
+      if (!half) {
+        if (d_.run_mpi(in_place ? nullptr : send.get(), recv.get(), count, MPI_COMM_WORLD) !=
+            MPI_SUCCESS)
+          return false;
+        divide_for_avg(reinterpret_cast<float*>(recv.get()), recv_count);
+        return true;
+      }
+      return mpi_half_call(format, in_place ? nullptr : reinterpret_cast<const float*>(send.get()),
+                           reinterpret_cast<float*>(recv.get()), count, recv_count, slot_elems,
+                           send_half.data(), recv_half.data());
+    };
     for (int in_place = 0; in_place < 2; ++in_place) {
-      // allreduce in place: send == recv; allgather: send is this rank's slot.
-      unsigned char* slot = recv.get() + (recv_count == count ? 0 : rank_ * count * ts);
+      unsigned char* slot = recv.get() + slot_elems * ts;
       if (in_place && !mode_.copy_in(slot, send_host.data(), count * ts)) return false;
-      const void* sendp = in_place ? (raw ? nullptr : slot) : send.get();
+      const void* sendp = in_place ? slot : send.get();
       auto call = [&] {
-        if (raw) return d_.run_mpi(sendp, recv.get(), count, MPI_COMM_WORLD) == MPI_SUCCESS;
+        if (raw) return raw_call(in_place);
         const qcclResult_t r =
             d_.run(sendp, recv.get(), count, o_.type, o_.op, comm, mode_.stream());
         if (r != qcclSuccess && rank_ == 0)
@@ -260,7 +338,7 @@ class Bench {
     qcclStats_t before{}, after{};
     if (!raw) qcclCommGetStats(comm, &before);
     if (raw) {
-      d_.run_mpi(send.get(), recv.get(), count, MPI_COMM_WORLD);
+      if (!raw_call(false)) return false;
     } else if (d_.run(send.get(), recv.get(), count, o_.type, o_.op, comm, mode_.stream()) !=
                qcclSuccess) {
       return false;
@@ -271,8 +349,9 @@ class Bench {
       row->bits = after.compressedCalls == before.compressedCalls ? 32 : after.bits;
       row->wire_bytes = after.wireBytes - before.wireBytes;
     } else {
-      row->bits = 32;
-      row->wire_bytes = static_cast<uint64_t>(d_.bus_factor(nranks_) * row->bytes);
+      // A ring collective of the row's elements at 32 or 16 bits each.
+      row->bits = half ? 16 : 32;
+      row->wire_bytes = static_cast<uint64_t>(d_.bus_factor(nranks_) * row->bytes / (half ? 2 : 1));
     }
     // Wire ratio: an uncompressed ring collective's bytes per rank over ours.
     row->ratio = row->wire_bytes ? d_.bus_factor(nranks_) * row->bytes / row->wire_bytes : 0;
@@ -335,14 +414,56 @@ class Bench {
                    "  {\"size\": %zu, \"count\": %zu, \"method\": \"%s\", \"bits\": %d, "
                    "\"oop_time_us\": %.3f, \"oop_algbw\": %.6f, \"oop_busbw\": %.6f, "
                    "\"ip_time_us\": %.3f, \"ip_algbw\": %.6f, \"ip_busbw\": %.6f, "
-                   "\"wire_bytes\": %llu, \"ratio\": %.4f, \"relerr\": %.6e}%s\n",
+                   "\"wire_bytes\": %llu, \"ratio\": %.4f, \"relerr\": %.6e, "
+                   "\"speedup_vs_mpi\": %s, \"speedup_vs_mpi_fp16\": %s, "
+                   "\"speedup_vs_mpi_bf16\": %s}%s\n",
                    r.bytes, r.count, r.method.c_str(), r.bits, r.time_us[0], r.algbw[0], r.busbw[0],
                    r.time_us[1], r.algbw[1], r.busbw[1],
                    static_cast<unsigned long long>(r.wire_bytes), r.ratio, r.relerr,
-                   i + 1 < rows.size() ? "," : "");
+                   json_speedup(r.speedup[0]).c_str(), json_speedup(r.speedup[1]).c_str(),
+                   json_speedup(r.speedup[2]).c_str(), i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "]}\n");
     std::fclose(f);
+  }
+
+  static std::string json_speedup(double s) {
+    if (s < 0) return "null";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.4f", s);
+    return text;
+  }
+
+  // Fills every row's speed-ups over the baselines of its size.
+  static void compute_speedups(std::vector<Row>* rows) {
+    for (Row& r : *rows)
+      for (const Row& base : *rows) {
+        const int b = baseline_index(base.method);
+        if (b >= 0 && base.bytes == r.bytes && &base != &r && r.time_us[0] > 0)
+          r.speedup[b] = base.time_us[0] / r.time_us[0];
+      }
+  }
+
+  // After the table: each row's out-of-place speed-up over the baselines
+  // that ran (docs/perf.md), so qccl reads against float32 and bf16 MPI.
+  static void print_speedups(const std::vector<Row>& rows) {
+    bool any = false;
+    for (const Row& r : rows)
+      for (double s : r.speedup) any = any || s >= 0;
+    if (!any) return;
+    std::printf("#\n# speed-up = baseline time / method time (out-of-place), same size\n");
+    std::printf("# %10s %9s %10s %10s %10s\n", "size", "method", "vs_mpi", "vs_fp16", "vs_bf16");
+    for (const Row& r : rows) {
+      std::printf("  %10zu %9s", r.bytes, r.method.c_str());
+      for (double s : r.speedup) {
+        if (s < 0)
+          std::printf(" %10s", "N/A");
+        else
+          std::printf(" %10.2f", s);
+      }
+      std::printf("\n");
+    }
+    std::fflush(stdout);
   }
 
   int run() {
@@ -353,10 +474,10 @@ class Bench {
                                     : bytes + o_.step_bytes) {
       for (const std::string& method : o_.methods) {
         qcclComm_t comm = nullptr;
-        if (method != "mpi") {
+        if (baseline_index(method) < 0) {
           if (comm_for(method, &comm) != qcclSuccess) return 1;
         } else if (o_.type != qcclFloat32 || !mode_.host_buffers()) {
-          continue;  // raw MPI: no half-precision sum, and host buffers only
+          continue;  // raw MPI: float32 input on host buffers only
         }
         Row row;
         if (!run_row(method, comm, bytes, &row)) continue;
@@ -365,11 +486,42 @@ class Bench {
       }
     }
     for (auto& entry : comms_) qcclCommDestroy(entry.second);
+    compute_speedups(&rows);
+    if (rank_ == 0) print_speedups(rows);
     if (rank_ == 0 && !o_.json.empty()) write_json(rows);
     return 0;
   }
 
  private:
+  // The raw baselines' average: MPI sums, then every rank divides.
+  void divide_for_avg(float* recv, size_t n) const {
+    if (!d_.has_redop || o_.op != qcclAvg) return;
+    for (size_t i = 0; i < n; ++i) recv[i] /= static_cast<float>(nranks_);
+  }
+
+  // One mpi-fp16/mpi-bf16 call on the float32 buffers: cast to `format`, the
+  // MPI call on 2-byte elements, cast back (and the average divided). The
+  // casts are inside the timed call on purpose: a DDP compress hook pays
+  // them too. send == nullptr: in place, the input is recv's slot at
+  // `slot_elems`.
+  bool mpi_half_call(DataType format, const float* send, float* recv, size_t count,
+                     size_t recv_count, size_t slot_elems, uint16_t* send_half,
+                     uint16_t* recv_half) const {
+    const void* sendp = nullptr;
+    if (send != nullptr) {
+      cast_from_float(send, count, format, send_half);
+      sendp = send_half;
+    } else {
+      cast_from_float(recv + slot_elems, count, format, recv_half + slot_elems);
+    }
+    if (d_.run_mpi_half(sendp, recv_half, count, half_mpi_.type(), half_mpi_.sum(format),
+                        MPI_COMM_WORLD) != MPI_SUCCESS)
+      return false;
+    cast_to_float(recv_half, recv_count, format, recv);
+    divide_for_avg(recv, recv_count);
+    return true;
+  }
+
   // One communicator per method, created on first use and kept, so the
   // adaptive methods keep their fitted tables across sizes.
   qcclResult_t comm_for(const std::string& method, qcclComm_t* out) {
@@ -393,6 +545,7 @@ class Bench {
   const CollectiveDescription& d_;
   ExecutionMode& mode_;
   int rank_ = 0, nranks_ = 1;
+  HalfMpi half_mpi_;
   std::vector<std::pair<std::string, qcclComm_t>> comms_;
 };
 

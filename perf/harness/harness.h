@@ -26,6 +26,12 @@ struct CollectiveDescription {
   // The uncompressed MPI call itself (method "mpi"); float32 only; send ==
   // nullptr means in place (MPI_IN_PLACE).
   int (*run_mpi)(const void* send, void* recv, size_t count, MPI_Comm comm);
+  // The same MPI call on 2-byte half-precision elements (methods "mpi-fp16"
+  // and "mpi-bf16", the baselines of DDP's fp16/bf16 compress hooks): `type`
+  // is a contiguous 2-byte datatype, `sum` the harness's commutative op that
+  // widens to float, adds and rounds back (allgather ignores it).
+  int (*run_mpi_half)(const void* send, void* recv, size_t count, MPI_Datatype type, MPI_Op sum,
+                      MPI_Comm comm);
   // Exact expected receive element i in fp64, from value(rank, index).
   double (*expected)(size_t i, size_t send_count, int nranks, qcclRedOp_t op,
                      double (*value)(int rank, size_t index));

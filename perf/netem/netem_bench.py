@@ -428,10 +428,18 @@ def probe(runner, exe, nbytes="16M"):
     return result
 
 
+def half_baselines(args):
+    """The half-precision MPI baselines (DDP's fp16/bf16 compress hooks) that
+    run beside the uncompressed baseline: mpi-fp16, mpi-bf16 by default."""
+    return [m for m in args.half_baselines.split(",") if m and m != args.baseline]
+
+
 def bench_runs(args):
-    """(label, extra argv) of each benchmark run at one rate: baseline, then
-    every bits x algo combination of the compression method."""
-    runs = [(args.baseline, ["-m", args.baseline])]
+    """(label, extra argv) of each benchmark run at one rate: the baselines
+    (--baseline and the half-precision ones, in one run labelled
+    --baseline), then every bits x algo combination of the compression
+    method."""
+    runs = [(args.baseline, ["-m", ",".join([args.baseline, *half_baselines(args)])])]
     for bits in args.bits.split(","):
         for algo in args.algos.split(","):
             runs.append((f"{args.method}-{bits}b-{algo}",
@@ -483,27 +491,47 @@ def row_time(row):
     return row["oop_time_us"]
 
 
+def rows_of(rows, method):
+    """{size: row} of one method's rows."""
+    return {r["size"]: r for r in rows if r["method"] == method}
+
+
+def compared_rows(args, entry):
+    """(config, row) of every row compared with the baseline: the half-
+    precision baselines' rows of the first run, then every compressed run's."""
+    halves = half_baselines(args)
+    out = [(r["method"], r) for r in entry["runs"][0]["rows"] if r["method"] in halves]
+    for run in entry["runs"][1:]:
+        out += [(run["label"], r) for r in run["rows"]]
+    return out
+
+
 def summarize(args, results, nhosts):
-    """Speed-up of every compressed row over the baseline of the same size
-    and rate, its ideal (the wire-byte ratio) and the fitted crossover."""
+    """Speed-up of every compressed row (and half-precision baseline row) over
+    the baseline of the same size and rate and over mpi-bf16 where that ran,
+    its ideal (the wire-byte ratio) and the fitted crossover."""
     speedups = []
     for entry in results:
-        base = {r["size"]: r for r in entry["runs"][0]["rows"]}
-        for run in entry["runs"][1:]:
-            for r in run["rows"]:
-                b = base.get(r["size"])
-                if b is None:
-                    continue
-                s = row_time(b) / row_time(r)
-                # Time to move the wire bytes alone at line rate (lower bound).
-                wire_us = r["wire_bytes"] * 8 / (entry["rate_gbit"] * 1e9) * 1e6
-                speedups.append({
-                    "rate": entry["rate"], "rate_gbit": entry["rate_gbit"], "size": r["size"],
-                    "config": run["label"], "bits": r["bits"], "baseline_us": row_time(b),
-                    "time_us": row_time(r), "speedup": s, "ideal": r["ratio"],
-                    "fraction_of_ideal": s / r["ratio"] if r["ratio"] else 0,
-                    "wire_bytes": r["wire_bytes"], "wire_time_us": wire_us,
-                    "relerr": r["relerr"]})
+        first = entry["runs"][0]["rows"]
+        base, bf16 = rows_of(first, args.baseline), rows_of(first, "mpi-bf16")
+        for config, r in compared_rows(args, entry):
+            b = base.get(r["size"])
+            if b is None:
+                continue
+            s = row_time(b) / row_time(r)
+            # DDP's bf16 hook: the baseline a user trains with today.
+            bb = bf16.get(r["size"]) if config != "mpi-bf16" else None
+            # Time to move the wire bytes alone at line rate (lower bound).
+            wire_us = r["wire_bytes"] * 8 / (entry["rate_gbit"] * 1e9) * 1e6
+            speedups.append({
+                "rate": entry["rate"], "rate_gbit": entry["rate_gbit"], "size": r["size"],
+                "config": config, "bits": r["bits"], "baseline_us": row_time(b),
+                "time_us": row_time(r), "speedup": s, "ideal": r["ratio"],
+                "bf16_us": row_time(bb) if bb else None,
+                "speedup_vs_bf16": row_time(bb) / row_time(r) if bb else None,
+                "fraction_of_ideal": s / r["ratio"] if r["ratio"] else 0,
+                "wire_bytes": r["wire_bytes"], "wire_time_us": wire_us,
+                "relerr": r["relerr"]})
     # Crossover. Each time is fitted as t(R) = a + b/R over the measured rates
     # (a: rate-independent cost such as the codec, b: bytes on the wire);
     # compression pays for R < R* = (b_base - b_q) / (a_q - a_base).
@@ -576,13 +604,17 @@ def write_outputs(args, meta, results, speedups, crossovers):
 
 
 def speedup_table(speedups, crossovers):
-    lines = ["# speed-up = baseline time / qccl time (out-of-place); ideal = wire-byte ratio",
+    lines = ["# speed-up = baseline time / qccl time (out-of-place); ideal = wire-byte ratio;",
+             "# vs_bf16 = mpi-bf16 time (DDP's bf16 compress hook) / qccl time ('-': not run)",
              f"# {'rate':>7} {'size':>6} {'config':>22} {'base(us)':>11} {'qccl(us)':>11} "
-             f"{'speedup':>8} {'ideal':>7} {'of-ideal':>8} {'wire(us)':>10}"]
+             f"{'speedup':>8} {'vs_bf16':>8} {'ideal':>7} {'of-ideal':>8} {'wire(us)':>10}"]
     for s in speedups:
+        vs_bf16 = s.get("speedup_vs_bf16")
+        vs_bf16 = "-" if vs_bf16 is None else f"{vs_bf16:.2f}"
         lines.append(f"  {s['rate']:>7} {fmt_size(s['size']):>6} {s['config']:>22} "
                      f"{s['baseline_us']:11.0f} {s['time_us']:11.0f} {s['speedup']:8.2f} "
-                     f"{s['ideal']:7.2f} {s['fraction_of_ideal']:8.2f} {s['wire_time_us']:10.0f}")
+                     f"{vs_bf16:>8} {s['ideal']:7.2f} {s['fraction_of_ideal']:8.2f} "
+                     f"{s['wire_time_us']:10.0f}")
     lines.append("")
     lines.append("# crossover: link rate below which compression pays. measured: the measured")
     lines.append("# rates it won / lost at; fitted: R* from t = a + b/R fitted to each config's")
@@ -692,6 +724,10 @@ def report(args):
     from <out>.json (no measurement, no root)."""
     with open(args.out + ".json") as f:
         d = json.load(f)
+    # The baselines the results were measured with (older results: no half-
+    # precision rows, so no vs_bf16).
+    args.baseline = d["meta"].get("baseline", args.baseline)
+    args.half_baselines = d["meta"].get("half_baselines", "")
     speedups, crossovers = summarize(args, d["rates"], d["meta"]["hosts"])
     d["speedups"], d["crossovers"] = speedups, crossovers
     with open(args.out + ".json", "w") as f:
@@ -730,6 +766,9 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--check", type=int, default=0, help="-c: 1 also measures the error")
     p.add_argument("--baseline", default="mpi", help="uncompressed method: mpi or none")
+    p.add_argument("--half-baselines", default="mpi-fp16,mpi-bf16",
+                   help="half-precision MPI baselines run with --baseline (DDP's fp16/bf16 "
+                   "compress hooks; '' for none); speed-ups are also given vs mpi-bf16")
     p.add_argument("--method", default="qsgd", help="compression method")
     p.add_argument("--bits", "-q", default="2,3,4")
     p.add_argument("--algos", "-a", default="allgather,sra")
@@ -811,6 +850,7 @@ def main():
                 "delay_ms_one_way": args.delay_ms, "transport": "Open MPI btl tcp",
                 "sizes": args.sizes, "factor": args.factor, "iters": args.iters,
                 "warmup": args.warmup, "method": args.method, "baseline": args.baseline,
+                "half_baselines": args.half_baselines,
                 "command": " ".join(sys.argv), "wall_s": round(time.time() - t0)}
         speedups, crossovers = summarize(args, results, args.hosts)
         write_outputs(args, meta, results, speedups, crossovers)

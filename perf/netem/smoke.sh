@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the netem harness (ctest): 2 namespaced hosts on a shaped
-# 1 Gbit/s link, one 4 MiB buffer, baseline + qsgd 2-bit allgather; passes when
-# both run across the two namespaces and produce a speed-up row. Seconds.
+# 1 Gbit/s link, one 4 MiB buffer, the baselines (mpi, mpi-fp16, mpi-bf16) +
+# qsgd 2-bit allgather; passes when they run across the two namespaces and
+# produce their speed-up rows (vs mpi and vs mpi-bf16). Seconds.
 # `delayline` runs the same on the delay-line link with 0.5 ms one way and
 # also checks that the link's round trip holds the 1 ms it adds.
 # Skips (exit 0, with a message) when not root or when network namespaces
@@ -61,9 +62,14 @@ if link == "delayline":
     dl = rate["delayline"]
     assert dl["tx_frames"] > 0 and dl["cpu_s"] > 0, dl
     extra = f", TCP rtt {rtt:.0f} us, delay line {dl['cpu_s']:.2f} s CPU"
-s = d["speedups"]
-assert len(s) == 1 and s[0]["size"] == 4 << 20 and s[0]["speedup"] > 0, s
-assert 1 < s[0]["ideal"] < 32 and s[0]["relerr"] >= 0, s
-print(f"netem smoke: PASSED ({link}, 2 hosts, 1 Gbit/s, 4 MiB: speed-up {s[0]['speedup']:.2f}, "
-      f"ideal {s[0]['ideal']:.2f}{extra})")
+# One row per compared config: the half-precision baselines, then qsgd.
+s = {x["config"]: x for x in d["speedups"]}
+assert sorted(s) == ["mpi-bf16", "mpi-fp16", "qsgd-2b-allgather"], s
+for x in s.values():
+    assert x["size"] == 4 << 20 and x["speedup"] > 0 and x["relerr"] >= 0, x
+assert s["mpi-bf16"]["speedup_vs_bf16"] is None and abs(s["mpi-bf16"]["ideal"] - 2) < 1e-3, s
+q = s["qsgd-2b-allgather"]
+assert 1 < q["ideal"] < 32 and q["speedup_vs_bf16"] > 0, q
+print(f"netem smoke: PASSED ({link}, 2 hosts, 1 Gbit/s, 4 MiB: speed-up {q['speedup']:.2f}, "
+      f"vs bf16 {q['speedup_vs_bf16']:.2f}, ideal {q['ideal']:.2f}{extra})")
 PY
