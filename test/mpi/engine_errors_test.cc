@@ -56,6 +56,8 @@ TEST(EngineErrors, EnqueueRejectsBadArguments) {
 // holds "dup" back from the others by submitting it only after a barrier
 // that follows the check, so it is certainly still pending.
 TEST(EngineErrors, SameNamePendingTwiceIsInvalidUsage) {
+  // Alone, rank 0's own engine may reduce "dup" between the two enqueues.
+  if (world_size() == 1) GTEST_SKIP() << "needs a peer that holds the name back";
   EngineComm c;
   ASSERT_EQ(c.start_result, qcclSuccess);
   float x[4] = {1, 2, 3, 4};
