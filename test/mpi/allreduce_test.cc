@@ -22,15 +22,6 @@ std::vector<uint16_t> to_half(const std::vector<float>& v, DataType t) {
   return h;
 }
 
-double relative_error(const std::vector<float>& got, const std::vector<double>& exact) {
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < exact.size(); ++i) {
-    err += (got[i] - exact[i]) * (got[i] - exact[i]);
-    norm += exact[i] * exact[i];
-  }
-  return std::sqrt(err / norm);
-}
-
 // The rank-order sum (docs/collectives.md "Uncompressed sums"), computed
 // here from every rank's input gathered with plain MPI: float32 additions
 // rank 0, 1, ..., N-1.

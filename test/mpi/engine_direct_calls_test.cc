@@ -173,14 +173,6 @@ TEST(EngineDirectCalls, AdaptiveLevelsOfEngineAndDirectCallsAgreeAcrossRanks) {
   EXPECT_EQ(engine_stats.tableVersion, static_cast<uint32_t>(kSteps - 2))
       << "the engine's adapter refits once per engine step";
 
-  auto relative_error = [](const std::vector<float>& got, const std::vector<double>& exact) {
-    double err = 0, norm = 0;
-    for (size_t i = 0; i < exact.size(); ++i) {
-      err += (got[i] - exact[i]) * (got[i] - exact[i]);
-      norm += exact[i] * exact[i];
-    }
-    return std::sqrt(err / norm);
-  };
   for (int step = 0; step < kDirectSteps; ++step) {
     EXPECT_TRUE(identical_on_all_ranks(direct_results[step].data(), kCount * sizeof(float)))
         << "direct step " << step;

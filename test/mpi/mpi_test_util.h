@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -26,6 +27,17 @@ inline int world_size() {
 }
 
 // Config overrides by field name; strings live as long as the options.
+// Relative L2 error of `got` against the exact values (the absolute error
+// when every exact value is 0).
+inline double relative_error(const std::vector<float>& got, const std::vector<double>& exact) {
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < exact.size(); ++i) {
+    err += (got[i] - exact[i]) * (got[i] - exact[i]);
+    norm += exact[i] * exact[i];
+  }
+  return norm > 0 ? std::sqrt(err / norm) : std::sqrt(err);
+}
+
 struct CommOptions {
   std::string method = "qsgd", algo = "auto", bits = "3", bucket = "256", min_bytes = "0";
   std::string seed = "7", timeout = "60";

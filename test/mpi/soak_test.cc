@@ -104,33 +104,22 @@ std::vector<Setting> all_settings() {
 // Buffers of at least 4 KiB are compressed (smaller ones take passthrough).
 constexpr uint64_t kMinCompressBytes = 4096;
 
-class SoakComm {
- public:
-  explicit SoakComm(const Setting& s) : setting(s) {
-    qcclConfig_t c = QCCL_CONFIG_INITIALIZER;
-    c.method = setting.method.c_str();
-    c.algo = setting.algo.c_str();
-    c.bits = "4";
-    c.bucketSize = "256";
-    c.minCompressBytes = min_compress_bytes_.c_str();
-    c.seed = "5";
-    c.timeoutS = "300";
-    c.cycleTimeMs = "1";
-    MPI_Comm world = MPI_COMM_WORLD;
-    init_result = qcclCommInitMpi(&comm, &world, &c);
-  }
-  ~SoakComm() {
-    if (comm != nullptr) qcclCommDestroy(comm);
-  }
-  SoakComm(const SoakComm&) = delete;
-  SoakComm& operator=(const SoakComm&) = delete;
+// The soak's settings over the world communicator (4 bits, buckets of 256).
+CommOptions soak_options(const Setting& s) {
+  CommOptions o;
+  o.method = s.method;
+  o.algo = s.algo;
+  o.bits = "4";
+  o.bucket = "256";
+  o.min_bytes = std::to_string(kMinCompressBytes);
+  o.seed = "5";
+  o.timeout = "300";
+  return o;
+}
 
+struct SoakComm : Comm {
+  explicit SoakComm(const Setting& s) : Comm(soak_options(s)), setting(s) {}
   Setting setting;
-  qcclComm_t comm = nullptr;
-  qcclResult_t init_result = qcclInternalError;
-
- private:
-  const std::string min_compress_bytes_ = std::to_string(kMinCompressBytes);
 };
 
 enum class Path { kAllReduce = 0, kAllGather = 1, kEngine = 2 };
@@ -286,16 +275,6 @@ std::vector<unsigned char> exact_allreduce(const Call& c, int n) {
     cast_from_float(avg.data(), c.count, c.dtype, bytes.data());
   }
   return bytes;
-}
-
-// Relative L2 error of a compressed result (widened) against the exact one.
-double relative_error(const std::vector<float>& got, const std::vector<double>& exact) {
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    err += (got[i] - exact[i]) * (got[i] - exact[i]);
-    norm += exact[i] * exact[i];
-  }
-  return norm > 0 ? std::sqrt(err / norm) : std::sqrt(err);
 }
 
 // Bounds from AllReduce.EveryMethodAndAlgorithmGivesIdenticalBytesNearTheSum
